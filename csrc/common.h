@@ -1,0 +1,70 @@
+// Helpers shared by the CPU and CUDA kernels. Everything here is header-only and
+// uses only the LibTorch stable ABI, so one build loads on every torch >= 2.10.
+#pragma once
+
+#include <torch/csrc/stable/library.h>
+#include <torch/csrc/stable/ops.h>
+#include <torch/csrc/stable/tensor.h>
+#include <torch/headeronly/core/ScalarType.h>
+#include <torch/headeronly/util/BFloat16.h>
+#include <torch/headeronly/util/Exception.h>
+#include <torch/headeronly/macros/Macros.h>
+#include <torch/headeronly/util/Half.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <tuple>
+#include <limits>
+#include <type_traits>
+
+namespace crnn_fast {
+
+using torch::headeronly::ScalarType;
+using torch::stable::Tensor;
+
+// Calls f(scalar_t{}) with the C++ type of a floating log-prob tensor.
+template <typename F>
+decltype(auto) dispatch_floating(ScalarType dtype, const char* arg, F&& f) {
+  switch (dtype) {
+    case ScalarType::Float:
+      return f(float{});
+    case ScalarType::Double:
+      return f(double{});
+    case ScalarType::Half:
+      return f(torch::headeronly::Half{});
+    case ScalarType::BFloat16:
+      return f(torch::headeronly::BFloat16{});
+    default:
+      STD_TORCH_CHECK(false, arg, " must be float32, float64, float16 or bfloat16");
+  }
+}
+
+// Half and bfloat16 compare exactly after widening to float.
+template <typename scalar_t>
+using acc_type_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
+
+// Checks shared by every kernel entry point; the Python wrappers give friendlier
+// messages first, these keep direct torch.ops calls safe.
+inline void check_log_probs(const Tensor& log_probs) {
+  STD_TORCH_CHECK(log_probs.dim() == 3, "log_probs must be 3-D (B, T, C), got ", log_probs.dim(), "-D");
+  STD_TORCH_CHECK(log_probs.size(2) > 0, "log_probs must have at least one class");
+  STD_TORCH_CHECK(log_probs.size(2) <= std::numeric_limits<int32_t>::max(),
+                  "log_probs has more classes than int32 token ids can hold");
+}
+
+inline void check_lengths(const Tensor& lengths, const Tensor& like, const char* arg) {
+  STD_TORCH_CHECK(lengths.dim() == 1 && lengths.size(0) == like.size(0), arg, " must have shape (B,) = (",
+                  like.size(0), ",)");
+  STD_TORCH_CHECK(lengths.scalar_type() == ScalarType::Long, arg, " must be int64");
+  STD_TORCH_CHECK(lengths.device() == like.device(), arg, " must be on the same device as log_probs");
+}
+
+// Lengths are clamped into [0, limit] by every kernel, so no value can index
+// out of bounds even when a caller skips the wrappers' checks.
+template <typename T>
+C10_HOST_DEVICE inline T clamp_length(T value, T limit) {
+  return value < 0 ? T(0) : (value > limit ? limit : value);
+}
+
+}  // namespace crnn_fast

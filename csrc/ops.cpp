@@ -1,0 +1,16 @@
+// The schema of every crnn_fast op, declared once. Kernels register themselves
+// per backend in csrc/cpu/<op>.cpp and csrc/cuda/<op>.cu.
+#include <Python.h>
+
+#include "common.h"
+
+STABLE_TORCH_LIBRARY(crnn_fast, m) {
+  m.def("ctc_greedy_decode(Tensor log_probs, Tensor input_lengths, int blank) -> (Tensor, Tensor)");
+}
+
+// `import crnn_fast._C` loads this library, whose static initialisers register the
+// ops with the dispatcher; the module itself exposes nothing.
+extern "C" PyMODINIT_FUNC PyInit__C(void) {
+  static PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module);
+}
