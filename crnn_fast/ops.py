@@ -63,6 +63,8 @@ def _check_lengths(lengths: Lengths, name: str, batch: int, limit: int, device: 
             lengths = torch.as_tensor(lengths)
         except (TypeError, ValueError, RuntimeError) as err:
             raise TypeError(f"{name} must be a tensor or a sequence of ints: {err}") from None
+        if lengths.numel() == 0:  # as_tensor([]) is float32
+            lengths = lengths.long()
     if lengths.dtype == torch.bool or lengths.dtype.is_floating_point or lengths.dtype.is_complex:
         raise TypeError(f"{name} must hold integers, got {lengths.dtype}")
     if lengths.dim() != 1 or lengths.shape[0] != batch:
