@@ -1,6 +1,7 @@
 """Loads the compiled kernels and explains what to do when they cannot load."""
 
 import importlib
+import os
 
 import torch
 
@@ -29,9 +30,11 @@ def _load():
     try:
         importlib.import_module("crnn_fast._C")
     except ModuleNotFoundError as err:
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         raise ImportError(
-            "crnn_fast's compiled kernels (crnn_fast._C) are missing: this looks like an unbuilt source tree. "
-            "Fix: pip install --no-build-isolation -e .  (from the repository root)"
+            f"crnn_fast's compiled kernels (crnn_fast._C) are missing from the source tree at {here}. "
+            "Fix: build it in place with `pip install -e .` there, or, if crnn_fast is installed elsewhere, "
+            "run from another directory so this checkout does not shadow the installed package."
         ) from err
     except (ImportError, OSError) as err:
         built = (build_info() or {}).get("built_with_torch", "an unknown torch")

@@ -46,7 +46,7 @@ def test_too_old_torch_is_explained(monkeypatch):
     "failure, match",
     [
         (ImportError("_C.abi3.so: undefined symbol: torch_library_impl"), r"ABI mismatch.*Fix: rebuild.*undefined symbol"),
-        (ModuleNotFoundError("No module named 'crnn_fast._C'"), r"unbuilt source tree.*pip install --no-build-isolation -e"),
+        (ModuleNotFoundError("No module named 'crnn_fast._C'"), r"missing from the source tree.*pip install -e \."),
     ],
 )
 def test_unloadable_kernels_are_explained(monkeypatch, failure, match):
