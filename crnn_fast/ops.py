@@ -25,6 +25,20 @@ class GreedyDecodeResult(NamedTuple):
     """(B,) int32 number of labels per row."""
 
 
+def _is_integer(dtype: torch.dtype) -> bool:
+    return not (dtype == torch.bool or dtype.is_floating_point or dtype.is_complex)
+
+
+def _as_tensor(value, name: str, what: str) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value
+    try:
+        tensor = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"{name} must be a tensor or a sequence of {what}: {err}") from None
+    return tensor.long() if tensor.numel() == 0 else tensor  # as_tensor([]) is float32
+
+
 def _check_log_probs(log_probs) -> tuple[int, int, int]:
     if not isinstance(log_probs, torch.Tensor):
         raise TypeError(f"log_probs must be a torch.Tensor, got {type(log_probs).__name__}")
@@ -58,14 +72,8 @@ def _check_lengths(lengths: Lengths, name: str, batch: int, limit: int, device: 
     """Returns ``lengths`` as an int64 (B,) tensor on ``device``; None means ``limit`` for every row."""
     if lengths is None:
         return torch.full((batch,), limit, dtype=torch.int64, device=device)
-    if not isinstance(lengths, torch.Tensor):
-        try:
-            lengths = torch.as_tensor(lengths)
-        except (TypeError, ValueError, RuntimeError) as err:
-            raise TypeError(f"{name} must be a tensor or a sequence of ints: {err}") from None
-        if lengths.numel() == 0:  # as_tensor([]) is float32
-            lengths = lengths.long()
-    if lengths.dtype == torch.bool or lengths.dtype.is_floating_point or lengths.dtype.is_complex:
+    lengths = _as_tensor(lengths, name, "ints")
+    if not _is_integer(lengths.dtype):
         raise TypeError(f"{name} must hold integers, got {lengths.dtype}")
     if lengths.dim() != 1 or lengths.shape[0] != batch:
         raise ValueError(f"{name} must have shape (B,) = ({batch},), got {tuple(lengths.shape)}")
@@ -112,3 +120,123 @@ def _ctc_greedy_decode_fake(log_probs, input_lengths, blank):
         log_probs.new_empty((batch, frames), dtype=torch.int32),
         log_probs.new_empty((batch,), dtype=torch.int32),
     )
+
+
+def _check_tokens(tokens, name: str) -> torch.Tensor:
+    if not isinstance(tokens, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of token ids, got {type(tokens).__name__}")
+    if tokens.dim() != 2:
+        raise ValueError(f"{name} must be 2-D (B, T) padded token ids, got shape {tuple(tokens.shape)}")
+    if not _is_integer(tokens.dtype):
+        raise TypeError(f"{name} must hold integer token ids, got {tokens.dtype}")
+    if tokens.device.type not in DEVICE_TYPES:
+        raise ValueError(f"{name} must be on a CPU or CUDA device, got {tokens.device}")
+    return tokens
+
+
+def _check_pairs(hyp, hyp_lengths: Lengths, ref, ref_lengths: Lengths):
+    """Token tensors in one common int dtype, and their lengths as int64 on their device."""
+    hyp, ref = _check_tokens(hyp, "hyp"), _check_tokens(ref, "ref")
+    if hyp.device != ref.device:
+        raise ValueError(f"hyp and ref must be on the same device, got {hyp.device} and {ref.device}")
+    if hyp.shape[0] != ref.shape[0]:
+        raise ValueError(f"hyp and ref must have the same batch size, got {hyp.shape[0]} and {ref.shape[0]}")
+    # int32 when both fit it, int64 otherwise (small int types widen to int32)
+    narrow = (torch.int8, torch.uint8, torch.int16, torch.int32)
+    dtype = torch.int32 if hyp.dtype in narrow and ref.dtype in narrow else torch.int64
+    batch = hyp.shape[0]
+    hyp_lengths = _check_lengths(hyp_lengths, "hyp_lengths", batch, hyp.shape[1], hyp.device)
+    ref_lengths = _check_lengths(ref_lengths, "ref_lengths", batch, ref.shape[1], ref.device)
+    return hyp.to(dtype), hyp_lengths, ref.to(dtype), ref_lengths
+
+
+def edit_distance(hyp: torch.Tensor, hyp_lengths: Lengths, ref: torch.Tensor, ref_lengths: Lengths) -> torch.Tensor:
+    """Levenshtein distance between each pair of padded token sequences.
+
+    Args:
+        hyp: (B, Th) integer token ids (any values: characters, word ids...), CPU or CUDA,
+            any strides. Padding after each row's length is ignored.
+        hyp_lengths: (B,) lengths in [0, Th] (tensor on any device or sequence of ints);
+            ``None`` for full rows.
+        ref: (B, Tr) integer token ids on the device of ``hyp``.
+        ref_lengths: (B,) lengths in [0, Tr], or ``None``.
+
+    Returns:
+        (B,) int32 distances (unit-cost insertions, deletions, substitutions) on the
+        device of ``hyp``.
+
+    Bit-parallel (Myers/Hyyrö) in blocks of 64 tokens of the shorter sequence, so any
+    length works, in O(ceil(m / 64) * n) word operations per pair. The CPU kernel runs
+    the batch over torch's threads; the CUDA kernel decodes the batch in one launch
+    (a thread per pair when both widths are <= 64, a warp per pair otherwise).
+    """
+    hyp, hyp_lengths, ref, ref_lengths = _check_pairs(hyp, hyp_lengths, ref, ref_lengths)
+    return torch.ops.crnn_fast.edit_distance.default(hyp, hyp_lengths, ref, ref_lengths)
+
+
+def sequence_metrics(
+    hyp: torch.Tensor,
+    hyp_lengths: Lengths,
+    ref: torch.Tensor,
+    ref_lengths: Lengths,
+    fold: Optional[Union[torch.Tensor, Sequence[int]]] = None,
+    return_distances: bool = False,
+) -> dict:
+    """Exact match, character accuracy, CER and mean edit distance of a batch, fused.
+
+    One pass on the device of ``hyp`` computes every pair's edit distance and reduces
+    the sums there; only five integers cross to the host.
+
+    Args:
+        hyp, hyp_lengths, ref, ref_lengths: as for :func:`edit_distance`.
+        fold: optional (V,) map from token id to a folded token id (e.g. lowercase),
+            tensor or sequence of ints; ids outside [0, V) fold to themselves. When
+            given, ``exact_folded`` (case-insensitive exact match) is reported too.
+        return_distances: also return the (B,) int32 distances under ``"distances"``.
+
+    Returns:
+        dict of Python floats: ``exact`` (share of rows equal to their reference),
+        ``char_acc`` (position-wise: tokens equal at the same index, over all reference
+        tokens), ``cer`` (edits over all reference tokens), ``mean_edit`` (mean distance),
+        ``exact_folded`` with ``fold``, and ``count`` (B). Ratios over an empty batch or
+        over zero reference tokens are NaN.
+    """
+    hyp, hyp_lengths, ref, ref_lengths = _check_pairs(hyp, hyp_lengths, ref, ref_lengths)
+    if fold is not None:
+        fold = _as_tensor(fold, "fold", "token ids")
+        if fold.dim() != 1:
+            raise ValueError(f"fold must be 1-D (V,), got shape {tuple(fold.shape)}")
+        if not _is_integer(fold.dtype):
+            raise TypeError(f"fold must hold integer token ids, got {fold.dtype}")
+        fold = fold.to(device=hyp.device, dtype=torch.int64)
+    if not isinstance(return_distances, bool):
+        raise TypeError(f"return_distances must be a bool, got {type(return_distances).__name__}")
+    distances, totals = torch.ops.crnn_fast.sequence_metrics.default(hyp, hyp_lengths, ref, ref_lengths, fold)
+    exact, exact_folded, matches, edits, ref_tokens = totals.tolist()
+    count = hyp.shape[0]
+
+    def ratio(num, den):
+        return num / den if den else float("nan")
+
+    result = {
+        "exact": ratio(exact, count),
+        "char_acc": ratio(matches, ref_tokens),
+        "cer": ratio(edits, ref_tokens),
+        "mean_edit": ratio(edits, count),
+        "count": count,
+    }
+    if fold is not None:
+        result["exact_folded"] = ratio(exact_folded, count)
+    if return_distances:
+        result["distances"] = distances
+    return result
+
+
+@torch.library.register_fake("crnn_fast::edit_distance")
+def _edit_distance_fake(hyp, hyp_lengths, ref, ref_lengths):
+    return hyp.new_empty((hyp.shape[0],), dtype=torch.int32)
+
+
+@torch.library.register_fake("crnn_fast::sequence_metrics")
+def _sequence_metrics_fake(hyp, hyp_lengths, ref, ref_lengths, fold):
+    return hyp.new_empty((hyp.shape[0],), dtype=torch.int32), hyp.new_empty((5,), dtype=torch.int64)

@@ -6,6 +6,12 @@
 
 STABLE_TORCH_LIBRARY(crnn_fast, m) {
   m.def("ctc_greedy_decode(Tensor log_probs, Tensor input_lengths, int blank) -> (Tensor, Tensor)");
+  m.def("edit_distance(Tensor hyp, Tensor hyp_lengths, Tensor ref, Tensor ref_lengths) -> Tensor");
+  // Returns (distances (B,) int32, totals (5,) int64: exact, exact after folding,
+  // position-wise matches, edits, reference tokens).
+  m.def(
+      "sequence_metrics(Tensor hyp, Tensor hyp_lengths, Tensor ref, Tensor ref_lengths, Tensor? fold) "
+      "-> (Tensor, Tensor)");
 }
 
 // `import crnn_fast._C` loads this library, whose static initialisers register the

@@ -19,3 +19,18 @@ def pad_rows(rows, width):
     for b, row in enumerate(rows):
         tokens[b, : len(row)] = torch.tensor(row, dtype=torch.int32)
     return tokens, torch.tensor([len(r) for r in rows], dtype=torch.int32)
+
+
+def levenshtein_reference(a, b):
+    """Textbook dynamic programme over two lists."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+    return row[-1]
+
+
+def rows_of(tokens, lengths):
+    """Python lists of the first lengths[b] tokens of each row."""
+    return [tokens[b, : int(lengths[b])].tolist() for b in range(tokens.shape[0])]

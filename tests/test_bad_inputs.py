@@ -53,3 +53,59 @@ def test_kernel_checks_direct_op_calls(lengths, blank, match):
     """Callers who bypass the Python wrapper still get errors, not out-of-bounds reads."""
     with pytest.raises(RuntimeError, match=match):
         torch.ops.crnn_fast.ctc_greedy_decode(LP, lengths, blank)
+
+
+HYP = torch.tensor([[1, 2, 3], [4, 5, -1]])
+REF = torch.tensor([[1, 2], [4, 4]])
+
+
+@pytest.mark.parametrize("op", ["edit_distance", "sequence_metrics"])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(hyp=HYP.tolist()), TypeError, "hyp must be a torch.Tensor"),
+        (dict(hyp=HYP[0]), ValueError, r"hyp must be 2-D"),
+        (dict(ref=REF.unsqueeze(0)), ValueError, r"ref must be 2-D"),
+        (dict(hyp=HYP.float()), TypeError, "hyp must hold integer token ids"),
+        (dict(ref=REF.bool()), TypeError, "ref must hold integer token ids"),
+        (dict(ref=REF[:1]), ValueError, "hyp and ref must have the same batch size"),
+        (dict(ref=REF.to("meta")), ValueError, "ref must be on a CPU or CUDA device"),
+        (dict(hyp_lengths=[3, 4]), ValueError, r"hyp_lengths\[1\] = 4 is outside \[0, T=3\]"),
+        (dict(ref_lengths=[-1, 2]), ValueError, r"ref_lengths\[0\] = -1 is outside"),
+        (dict(ref_lengths=[2]), ValueError, r"ref_lengths must have shape \(B,\) = \(2,\)"),
+        (dict(hyp_lengths=torch.tensor([1.0, 2.0])), TypeError, "hyp_lengths must hold integers"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_pair_ops_reject(op, kwargs, error, match):
+    args = dict(hyp=HYP, hyp_lengths=[3, 2], ref=REF, ref_lengths=[2, 2]) | kwargs
+    with pytest.raises(error, match=match):
+        getattr(crnn_fast, op)(**args)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(fold=[[0, 1]]), ValueError, r"fold must be 1-D \(V,\)"),
+        (dict(fold="ab"), TypeError, "fold must be a tensor or a sequence of token ids"),
+        (dict(fold=[0.5, 1.0]), TypeError, "fold must hold integer token ids"),
+        (dict(return_distances="yes"), TypeError, "return_distances must be a bool"),
+    ],
+)
+def test_sequence_metrics_rejects(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        crnn_fast.sequence_metrics(HYP, None, REF, None, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((HYP, torch.tensor([3, 9]), REF, torch.tensor([2, 2])), r"hyp_lengths\[1\] = 9 is outside"),
+        ((HYP, torch.tensor([3, 2]), REF, torch.tensor([2, -2])), r"ref_lengths\[1\] = -2 is outside"),
+        ((HYP, torch.tensor([3, 2]), REF.int(), torch.tensor([2, 2])), "same dtype"),
+        ((HYP.float(), torch.tensor([3, 2]), REF.float(), torch.tensor([2, 2])), "hyp must be int32 or int64"),
+    ],
+)
+def test_pair_kernels_check_direct_op_calls(args, match):
+    with pytest.raises(RuntimeError, match=match):
+        torch.ops.crnn_fast.edit_distance(*args)

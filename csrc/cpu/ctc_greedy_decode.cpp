@@ -49,11 +49,7 @@ std::tuple<Tensor, Tensor> ctc_greedy_decode(Tensor log_probs, Tensor input_leng
   STD_TORCH_CHECK(blank >= 0 && blank < C, "blank must be in [0, ", C, "), got ", blank);
 
   input_lengths = torch::stable::contiguous(input_lengths);
-  const auto* lengths = static_cast<const int64_t*>(input_lengths.const_data_ptr());
-  for (int64_t b = 0; b < B; ++b) {
-    STD_TORCH_CHECK(lengths[b] >= 0 && lengths[b] <= T, "input_lengths[", b, "] = ", lengths[b],
-                    " is outside [0, T=", T, "]");
-  }
+  const int64_t* lengths = checked_cpu_lengths(input_lengths, T, "input_lengths");
 
   Tensor tokens = torch::stable::empty({B, T}, ScalarType::Int, std::nullopt, log_probs.device());
   Tensor out_lengths = torch::stable::empty({B}, ScalarType::Int, std::nullopt, log_probs.device());
