@@ -15,8 +15,13 @@ from . import ops
 from ._extension import build_info
 from .version import __version__
 
-OPS = ("ctc_greedy_decode",)
 BACKENDS = ("CPU", "CUDA")
+
+
+def op_names() -> list[str]:
+    """Every op the compiled library declared."""
+    prefix = "crnn_fast::"
+    return sorted(n[len(prefix):] for n in torch._C._dispatch_get_all_op_names() if n.startswith(prefix))
 
 
 def collect() -> dict:
@@ -24,7 +29,7 @@ def collect() -> dict:
     built = build_info() or {}
     kernels = {
         name: [key for key in BACKENDS if torch._C._dispatch_has_kernel_for_dispatch_key(f"crnn_fast::{name}", key)]
-        for name in OPS
+        for name in op_names()
     }
     devices = [
         {"index": i, "name": torch.cuda.get_device_name(i), "capability": "%d.%d" % torch.cuda.get_device_capability(i)}
