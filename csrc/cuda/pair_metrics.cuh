@@ -58,8 +58,8 @@ __global__ void pair_metrics_short_kernel(PairBatch<tok_t> batch, int32_t* __res
   int64_t local[kNumTotals] = {};
   if (b < batch.batch) {
     const DeviceRow<tok_t> h = batch.hyp_row(b), r = batch.ref_row(b);
-    const DeviceRow<tok_t>& a = h.len <= r.len ? h : r;  // pattern: the shorter row, <= 64 tokens
-    const DeviceRow<tok_t>& t = h.len <= r.len ? r : h;
+    const DeviceRow<tok_t> a = h.len <= r.len ? h : r;  // pattern: the shorter row, <= 64 tokens
+    const DeviceRow<tok_t> t = h.len <= r.len ? r : h;
     int64_t dist = t.len;
     if (a.len > 0) {
       dist = a.len;
@@ -103,8 +103,8 @@ __global__ void pair_metrics_long_kernel(PairBatch<tok_t> batch, uint64_t* __res
 
   for (int64_t b = warp; b < batch.batch; b += num_warps) {  // uniform per warp
     const DeviceRow<tok_t> h = batch.hyp_row(b), r = batch.ref_row(b);
-    const DeviceRow<tok_t>& a = h.len <= r.len ? h : r;
-    const DeviceRow<tok_t>& t = h.len <= r.len ? r : h;
+    const DeviceRow<tok_t> a = h.len <= r.len ? h : r;
+    const DeviceRow<tok_t> t = h.len <= r.len ? r : h;
     const int64_t m = a.len, n = t.len;
     int64_t dist = m > 0 ? m : n;
     for (int64_t block = 0; block * 64 < m; ++block) {
@@ -133,9 +133,12 @@ __global__ void pair_metrics_long_kernel(PairBatch<tok_t> batch, uint64_t* __res
         } else {
           hp_out |= hp << bit;
           hn_out |= hn << bit;
-          if ((bit == 63 || i == n - 1) && lane == 0) {
-            carry_hp[i >> 6] = hp_out;
-            carry_hn[i >> 6] = hn_out;
+          if (bit == 63 || i == n - 1) {  // uniform: every lane has read this word
+            __syncwarp();
+            if (lane == 0) {
+              carry_hp[i >> 6] = hp_out;
+              carry_hn[i >> 6] = hn_out;
+            }
           }
         }
       }
@@ -187,26 +190,25 @@ void launch_pair_metrics(const Tensor& hyp, Tensor hyp_lengths, const Tensor& re
   if (hyp.size(1) <= 64 && ref.size(1) <= 64) {
     const int64_t blocks = (B + kThreads - 1) / kThreads;
     STD_TORCH_CHECK(blocks <= INT_MAX, "hyp: batch too large for one launch");
-    if (totals) {
-      pair_metrics_short_kernel<tok_t, true><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(batch, dist, totals);
-    } else {
-      pair_metrics_short_kernel<tok_t, false><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(batch, dist, totals);
-    }
+    const auto kernel = totals ? pair_metrics_short_kernel<tok_t, true> : pair_metrics_short_kernel<tok_t, false>;
+    kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(batch, dist, totals);
   } else {
-    int sms = 0;
+    // Warps loop over pairs, so launch only as many as can be resident at once: the
+    // carry workspace then scales with the GPU, not with the batch.
+    int sms = 0, blocks_per_sm = 0;
     STD_TORCH_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, hyp.get_device_index()) == cudaSuccess,
                     "could not query the GPU's multiprocessor count");
+    const auto kernel = totals ? pair_metrics_long_kernel<tok_t, true> : pair_metrics_long_kernel<tok_t, false>;
+    STD_TORCH_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks_per_sm, kernel, kThreads, 0) == cudaSuccess,
+                    "could not query the edit-distance kernel's occupancy");
     constexpr int kWarpsPerBlock = kThreads / 32;
-    const int64_t blocks = std::min<int64_t>((B + kWarpsPerBlock - 1) / kWarpsPerBlock, int64_t{sms} * 8);
+    const int64_t blocks = std::min<int64_t>((B + kWarpsPerBlock - 1) / kWarpsPerBlock,
+                                             int64_t{sms} * std::max(blocks_per_sm, 1));
     const int64_t words = (std::max(hyp.size(1), ref.size(1)) + 63) / 64;
     Tensor workspace = torch::stable::empty({blocks * kWarpsPerBlock * 2 * words}, ScalarType::Long, std::nullopt,
                                             hyp.device());
     auto* ws = static_cast<uint64_t*>(workspace.mutable_data_ptr());
-    if (totals) {
-      pair_metrics_long_kernel<tok_t, true><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(batch, ws, words, dist, totals);
-    } else {
-      pair_metrics_long_kernel<tok_t, false><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(batch, ws, words, dist, totals);
-    }
+    kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(batch, ws, words, dist, totals);
   }
   check_launch("edit distance");
 }
