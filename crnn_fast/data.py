@@ -1,0 +1,506 @@
+"""Datasets: reproducible synthetic CAPTCHAs cached as memory-mapped arrays, and folders of real images.
+
+The reference task is 5 characters over ``ALPHABET`` (62 classes, case-sensitive), drawn
+uniformly and rendered 150x40 by the ``captcha`` package. Every dataset, synthetic or
+loaded from a folder, is a ``CaptchaDataset``: grayscale uint8 images (N, H, W) and
+labels as indices into its alphabet, (N, Lmax) int16 padded with -1. The indices are
+0-based and have no blank; the model adds the CTC blank.
+
+Generate the training split's cache (the directory ``synthetic`` looks for) from the shell::
+
+    python -m crnn_fast.data --n 100000 --seed 0 --out data/train-n100000-len5-seed0
+
+A cache directory holds ``images.npy``, ``labels.npy``, ``lengths.npy`` and ``meta.json``.
+It is written under a temporary sibling name and renamed into place when complete, so a
+directory with the final name is always whole; a killed run leaves only a
+``.<name>.partial-*`` directory, which nothing reads and which is safe to delete.
+"""
+
+import argparse
+import contextlib
+import csv
+import functools
+import json
+import multiprocessing
+import operator
+import os
+import random
+import shutil
+import string
+import time
+import types
+import uuid
+import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Union
+
+import captcha
+import captcha.image
+import numpy as np
+import PIL
+from PIL import Image
+from tqdm import tqdm
+
+ALPHABET = string.ascii_lowercase + string.ascii_uppercase + string.digits
+LENGTH = 5
+HEIGHT, WIDTH = 40, 150
+FONT_SIZES = (26, 30, 34)
+
+SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}
+"""The seed of each synthetic split. Sample i of a split is drawn from a stream keyed by
+(seed, i), so distinct seeds never share a stream and the splits are independent draws.
+Changing these values changes every published number; add new splits with new seeds."""
+
+FORMAT_VERSION = 1
+ARRAY_FILES = ("images.npy", "labels.npy", "lengths.npy")
+CACHE_FILES = (*ARRAY_FILES, "meta.json")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+LABELS_CSV = "labels.csv"
+MAX_REPORTED = 10
+
+PathLike = Union[str, os.PathLike]
+
+
+@dataclass(frozen=True, eq=False)
+class CaptchaDataset:
+    """Images and labels of one split, in memory or memory-mapped."""
+
+    images: np.ndarray
+    """(N, H, W) uint8 grayscale."""
+    labels: np.ndarray
+    """(N, Lmax) integer indices into ``alphabet``, each row padded with -1 after its length."""
+    lengths: np.ndarray
+    """(N,) integer label lengths."""
+    alphabet: str
+    skipped: int = 0
+    """Files ``load_folder(..., skip_bad=True)`` left out."""
+
+    def __post_init__(self):
+        _check_alphabet(self.alphabet)
+        if self.images.ndim != 3 or self.images.dtype != np.uint8:
+            raise ValueError(f"images must be a (N, H, W) uint8 array, got {self.images.dtype} {self.images.shape}")
+        n = len(self.images)
+        if self.labels.ndim != 2 or len(self.labels) != n or not np.issubdtype(self.labels.dtype, np.integer):
+            raise ValueError(f"labels must be a ({n}, Lmax) integer array, got {self.labels.dtype} {self.labels.shape}")
+        if self.lengths.shape != (n,) or not np.issubdtype(self.lengths.dtype, np.integer):
+            raise ValueError(f"lengths must be a ({n},) integer array, got {self.lengths.dtype} {self.lengths.shape}")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def text(self, i: int) -> str:
+        """The label of sample ``i`` as a string."""
+        return "".join(self.alphabet[c] for c in self.labels[i, : self.lengths[i]])
+
+    def texts(self) -> list[str]:
+        return [self.text(i) for i in range(len(self))]
+
+
+def _check_int(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got bool")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _check_bool(value, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return value
+
+
+def _check_path(value, name: str) -> Path:
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or os.PathLike, got {type(value).__name__}")
+    return Path(value)
+
+
+def _check_alphabet(alphabet) -> str:
+    if not isinstance(alphabet, str):
+        raise TypeError(f"alphabet must be a str, got {type(alphabet).__name__}")
+    if not alphabet:
+        raise ValueError("alphabet must not be empty")
+    if len(set(alphabet)) != len(alphabet):
+        raise ValueError(f"alphabet must not repeat characters, got {alphabet!r}")
+    if len(alphabet) > np.iinfo(np.int16).max:
+        raise ValueError(f"alphabet has {len(alphabet)} characters, more than int16 labels can index")
+    return alphabet
+
+
+def _encode(texts: list[str], alphabet: str) -> tuple[np.ndarray, np.ndarray]:
+    """Labels (N, Lmax) int16 padded with -1 and lengths (N,) int16; every character must be in ``alphabet``."""
+    index = {c: i for i, c in enumerate(alphabet)}
+    lengths = np.array([len(t) for t in texts], dtype=np.int16)
+    labels = np.full((len(texts), int(lengths.max(initial=0))), -1, dtype=np.int16)
+    for row, text in zip(labels, texts):
+        row[: len(text)] = [index[c] for c in text]
+    return labels, lengths
+
+
+# ---------------------------------------------------------------- synthetic CAPTCHAs
+
+
+@functools.cache
+def _renderer() -> captcha.image.ImageCaptcha:
+    # One per process: it loads its fonts on first use.
+    return captcha.image.ImageCaptcha(width=WIDTH, height=HEIGHT, font_sizes=FONT_SIZES)
+
+
+@contextlib.contextmanager
+def _captcha_randomness(rng: random.Random):
+    """Makes ``captcha.image`` draw from ``rng`` instead of ``secrets``.
+
+    captcha draws every random choice from ``secrets`` (OS entropy, which cannot be
+    seeded), through ``randbelow``, ``randbits`` and ``choice``; swapping the module it
+    sees makes a rendering a function of ``rng`` alone without forking the library. A
+    captcha release that calls anything else fails loudly here rather than silently
+    going random. The swap is process-wide: do not render in several threads at once.
+    """
+    saved = captcha.image.secrets
+    captcha.image.secrets = types.SimpleNamespace(randbelow=rng.randrange, randbits=rng.getrandbits, choice=rng.choice)
+    try:
+        yield
+    finally:
+        captcha.image.secrets = saved
+
+
+def _sample_rng(seed: int, index: int) -> random.Random:
+    # Child ``index`` of SeedSequence(seed), i.e. SeedSequence(seed).spawn(...)[index]:
+    # unambiguous for every (seed, index) pair, and computable for any index alone.
+    state = np.random.SeedSequence(seed, spawn_key=(index,)).generate_state(4, np.uint64)
+    return random.Random(int.from_bytes(state.tobytes(), "little"))
+
+
+def _render_range(seed: int, start: int, stop: int, length: int) -> tuple[list[str], np.ndarray]:
+    """Texts and (stop - start, H, W) uint8 images of samples [start, stop)."""
+    texts, images = [], np.empty((stop - start, HEIGHT, WIDTH), dtype=np.uint8)
+    for row, index in enumerate(range(start, stop)):
+        rng = _sample_rng(seed, index)
+        text = "".join(rng.choice(ALPHABET) for _ in range(length))
+        with _captcha_randomness(rng):
+            images[row] = np.asarray(_renderer().generate_image(text).convert("L"))
+        texts.append(text)
+    return texts, images
+
+
+def _rendered_chunks(seed: int, ranges: list[tuple[int, int]], length: int, workers: int):
+    """Yields (start, texts, images) for every range, in completion order."""
+    if workers == 1:
+        for start, stop in ranges:
+            yield (start, *_render_range(seed, start, stop, length))
+        return
+    # spawn, not fork: the parent may hold threads (tqdm's monitor, torch's pools).
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = {pool.submit(_render_range, seed, start, stop, length): start for start, stop in ranges}
+        for future in as_completed(futures):
+            yield (futures[future], *future.result())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _read_meta(directory: Path) -> dict:
+    with open(directory / "meta.json", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def generate(
+    n: int,
+    seed: int,
+    out_dir: PathLike,
+    *,
+    workers: Optional[int] = None,
+    length: int = LENGTH,
+    progress: bool = True,
+    start: int = 0,
+    stop: Optional[int] = None,
+) -> Path:
+    """Renders samples [start, stop) of the ``n``-sample synthetic set ``seed`` into a cache at ``out_dir``.
+
+    Sample i depends only on (seed, i), so the result is the same for any ``workers``, and
+    caches of adjacent index ranges concatenate to the cache of their union: shard
+    generation across processes or machines by ``start``/``stop``.
+
+    Args:
+        n: size of the whole set, >= 1.
+        seed: non-negative int; the splits use ``SPLIT_SEEDS``.
+        out_dir: the cache directory to create; it must not exist or be empty.
+        workers: processes to render with; ``None`` uses ``os.cpu_count()``. More than one
+            are started with ``spawn``, so a script must call this under
+            ``if __name__ == "__main__":``.
+        length: characters per label, >= 1.
+        progress: show a tqdm progress bar.
+        start, stop: the index range, 0 <= start < stop <= n; ``stop=None`` means ``n``.
+
+    Returns:
+        ``out_dir`` as a Path; read it with ``load``.
+    """
+    n = _check_int(n, "n", 1)
+    seed = _check_int(seed, "seed", 0)
+    out_dir = _check_path(out_dir, "out_dir")
+    workers = (os.cpu_count() or 1) if workers is None else _check_int(workers, "workers", 1)
+    length = _check_int(length, "length", 1)
+    progress = _check_bool(progress, "progress")
+    start = _check_int(start, "start", 0)
+    stop = n if stop is None else _check_int(stop, "stop", 1)
+    if not start < stop <= n:
+        raise ValueError(f"start and stop must satisfy 0 <= start < stop <= n = {n}, got start={start}, stop={stop}")
+    if out_dir.exists() and not (out_dir.is_dir() and not any(out_dir.iterdir())):
+        raise FileExistsError(f"out_dir {out_dir} already exists; delete it or choose another directory")
+
+    count = stop - start
+    chunk = max(1, min(256, -(-count // (4 * workers))))  # several chunks per worker balance the load
+    ranges = [(a, min(a + chunk, stop)) for a in range(start, stop, chunk)]
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "alphabet": ALPHABET,
+        "n": n,
+        "seed": seed,
+        "start": start,
+        "stop": stop,
+        "length": length,
+        "height": HEIGHT,
+        "width": WIDTH,
+        "font_sizes": list(FONT_SIZES),
+        "captcha_version": captcha.__version__,
+        "pillow_version": PIL.__version__,
+    }
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    partial = out_dir.parent / f".{out_dir.name}.partial-{uuid.uuid4().hex}"
+    partial.mkdir()
+    try:
+        shape = (count, HEIGHT, WIDTH)
+        images = np.lib.format.open_memmap(partial / "images.npy", mode="w+", dtype=np.uint8, shape=shape)
+        texts = [""] * count
+        with tqdm(total=count, disable=not progress, unit="img", desc=f"seed {seed}") as bar:
+            for first, chunk_texts, chunk_images in _rendered_chunks(seed, ranges, length, min(workers, len(ranges))):
+                rows = slice(first - start, first - start + len(chunk_texts))
+                images[rows], texts[rows] = chunk_images, chunk_texts
+                bar.update(len(chunk_texts))
+        images.flush()
+        labels, lengths = _encode(texts, ALPHABET)
+        np.save(partial / "labels.npy", labels)
+        np.save(partial / "lengths.npy", lengths)
+        with open(partial / "meta.json", "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=2)
+        try:
+            os.replace(partial, out_dir)
+        except OSError:
+            # Another process finished the same cache first; its content equals ours.
+            if not ((out_dir / "meta.json").is_file() and _read_meta(out_dir) == meta):
+                raise
+            shutil.rmtree(partial)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def load(directory: PathLike, mmap: bool = True) -> CaptchaDataset:
+    """Opens a cache written by ``generate``; with ``mmap`` the arrays are read-only memory maps."""
+    directory = _check_path(directory, "directory")
+    mmap = _check_bool(mmap, "mmap")
+    if not directory.is_dir():
+        raise FileNotFoundError(f"no dataset cache at {directory}")
+    missing = [name for name in CACHE_FILES if not (directory / name).is_file()]
+    if missing:
+        raise ValueError(
+            f"{directory} is not a complete dataset cache (missing {', '.join(missing)}); "
+            "delete it and generate it again"
+        )
+    meta = _read_meta(directory)
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{directory} has cache format {meta.get('format_version')}, this crnn_fast reads {FORMAT_VERSION}; "
+            "generate it again"
+        )
+    mode = "r" if mmap else None
+    images, labels, lengths = (np.load(directory / name, mmap_mode=mode) for name in ARRAY_FILES)
+    count = meta["stop"] - meta["start"]
+    expected = {
+        "images": (count, meta["height"], meta["width"]),
+        "labels": (count, meta["length"]),
+        "lengths": (count,),
+    }
+    for name, array in zip(expected, (images, labels, lengths)):
+        if array.shape != expected[name]:
+            raise ValueError(f"{directory}/{name}.npy has shape {array.shape}, meta.json says {expected[name]}")
+    return CaptchaDataset(images, labels, lengths, meta["alphabet"])
+
+
+def synthetic(
+    root: PathLike,
+    split: str,
+    n: int,
+    *,
+    length: int = LENGTH,
+    workers: Optional[int] = None,
+    progress: bool = True,
+) -> CaptchaDataset:
+    """The ``n``-sample synthetic ``split`` (a key of ``SPLIT_SEEDS``), generated under ``root`` unless cached there."""
+    root = _check_path(root, "root")
+    if split not in SPLIT_SEEDS:
+        raise ValueError(f"split must be one of {sorted(SPLIT_SEEDS)}, got {split!r}")
+    n = _check_int(n, "n", 1)
+    length = _check_int(length, "length", 1)
+    seed = SPLIT_SEEDS[split]
+    directory = root / f"{split}-n{n}-len{length}-seed{seed}"
+    if not (directory / "meta.json").is_file():
+        generate(n, seed, directory, workers=workers, length=length, progress=progress)
+    return load(directory)
+
+
+# ---------------------------------------------------------------- folders of real images
+
+
+def read_image(path: Path, height: int, width: int) -> np.ndarray:
+    """One image file as (height, width) uint8 grayscale, whatever its size and mode."""
+    with Image.open(path) as image:
+        if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+            # convert("L") clips these to 255 rather than scaling: stretch to 8 bits instead.
+            values = np.asarray(image, dtype=np.float64)
+            low, high = values.min(), values.max()
+            gray = Image.fromarray(np.round((values - low) * (255 / max(high - low, 1e-12))).astype(np.uint8))
+        elif image.has_transparency_data:
+            # Dropping alpha would expose whatever colour transparent pixels hold (often black).
+            gray = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA")).convert("L")
+        else:
+            gray = image.convert("L")
+    if gray.size != (width, height):
+        gray = gray.resize((width, height), Image.Resampling.BILINEAR)
+    return np.asarray(gray)
+
+
+def _folder_entries(folder: Path) -> list[tuple[str, str]]:
+    """(file name, label) pairs: from labels.csv when present, else every image file with its stem."""
+    csv_path = folder / LABELS_CSV
+    if not csv_path.is_file():
+        images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        return [(p.name, p.stem) for p in images]
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        if not {"filename", "label"} <= set(reader.fieldnames or ()):
+            raise ValueError(f"{csv_path} must have a header row with columns filename,label; got {reader.fieldnames}")
+        entries = [(row["filename"] or "", row["label"] or "") for row in reader]
+    if any(not name for name, _ in entries):
+        raise ValueError(f"{csv_path} has a row with an empty filename")
+    return entries
+
+
+def load_folder(
+    path: PathLike,
+    alphabet: Optional[str] = None,
+    height: int = HEIGHT,
+    width: int = WIDTH,
+    skip_bad: bool = False,
+) -> CaptchaDataset:
+    """Loads a folder of labelled images (in memory) as a ``CaptchaDataset``.
+
+    Labels come from ``labels.csv`` (columns ``filename,label``; names relative to the
+    folder; files it does not list are ignored) when the folder has one, else from the
+    file stems of its images (``aB3xZ.png`` is labelled ``aB3xZ``). Labels may have any
+    length. Images of any size and mode are made grayscale (transparency over white,
+    16-bit and float images stretched to 0..255) and resized to (height, width).
+
+    Args:
+        path: the folder.
+        alphabet: the label characters, in class-index order; ``None`` takes the sorted
+            set of characters in the labels.
+        height, width: output image size, >= 1.
+        skip_bad: leave out unreadable images, empty labels and labels with characters
+            outside ``alphabet`` (counted in ``.skipped`` and warned) instead of raising a
+            ValueError that names them.
+    """
+    folder = _check_path(path, "path")
+    if alphabet is not None:
+        _check_alphabet(alphabet)
+    height = _check_int(height, "height", 1)
+    width = _check_int(width, "width", 1)
+    skip_bad = _check_bool(skip_bad, "skip_bad")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no image folder at {folder}")
+    entries = _folder_entries(folder)
+    if not entries:
+        raise ValueError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}) and no {LABELS_CSV}")
+
+    images, texts, problems = [], [], []
+    for name, text in entries:
+        unknown = "" if alphabet is None else "".join(sorted(set(text) - set(alphabet)))
+        if not text:
+            problems.append(f"{name}: empty label")
+        elif unknown:
+            problems.append(f"{name}: label {text!r} has characters not in the alphabet: {unknown!r}")
+        else:
+            try:
+                images.append(read_image(folder / name, height, width))
+                texts.append(text)
+            except Exception as err:  # Pillow signals corrupt files with many exception types
+                problems.append(f"{name}: cannot read image ({type(err).__name__}: {err})")
+
+    if problems:
+        listed = "\n  ".join(problems[:MAX_REPORTED])
+        more = f"\n  ... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
+        summary = f"{len(problems)} of {len(entries)} files in {folder} are unusable:\n  {listed}{more}"
+        if not skip_bad:
+            raise ValueError(f"{summary}\n(pass skip_bad=True to skip them)")
+        if not images:
+            raise ValueError(f"{summary}\nno usable images are left")
+        warnings.warn(f"{summary}\nskipped them (skip_bad=True)", stacklevel=2)
+    alphabet = alphabet if alphabet is not None else _check_alphabet("".join(sorted(set("".join(texts)))))
+    labels, lengths = _encode(texts, alphabet)
+    return CaptchaDataset(np.stack(images), labels, lengths, alphabet, skipped=len(problems))
+
+
+# ---------------------------------------------------------------- command line
+
+
+def _int_at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m crnn_fast.data",
+        description="Render a reproducible synthetic CAPTCHA set into a memory-mappable cache directory.",
+    )
+    parser.add_argument("--n", type=_int_at_least(1), required=True, help="size of the whole set")
+    parser.add_argument("--seed", type=_int_at_least(0), required=True, help=f"set seed; the splits use {SPLIT_SEEDS}")
+    parser.add_argument("--out", required=True, help="cache directory to create")
+    parser.add_argument("--workers", type=_int_at_least(1), help="processes (default: all CPUs)")
+    parser.add_argument("--length", type=_int_at_least(1), default=LENGTH, help="characters per label")
+    parser.add_argument("--start", type=_int_at_least(0), default=0, help="first index to render (for sharding)")
+    parser.add_argument("--stop", type=_int_at_least(1), help="index to stop before (default: n)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    args = parser.parse_args(argv)
+
+    began = time.perf_counter()
+    try:
+        out = generate(
+            args.n, args.seed, args.out, workers=args.workers, length=args.length,
+            progress=not args.no_progress, start=args.start, stop=args.stop,
+        )
+    except (ValueError, FileExistsError) as err:
+        parser.error(str(err))
+    count = (args.n if args.stop is None else args.stop) - args.start
+    print(f"wrote {count} images to {out} in {time.perf_counter() - began:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
