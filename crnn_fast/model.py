@@ -1,0 +1,79 @@
+"""The CRNN: a CNN that turns the image into a sequence of column features, a
+bidirectional RNN over them, and a linear layer to C + 1 classes (blank = 0)."""
+
+import copy
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+
+# Each architecture: conv block widths and each block's max-pool (height, width),
+# whether the blocks use BatchNorm, then the bidirectional RNN.
+ARCHS = {
+    # Four conv blocks with BatchNorm; the width is pooled only twice, so a 150-px image
+    # gives 37 frames (>= 2 * 5 + 1 for 5-character labels with repeats); a 2-layer BiGRU.
+    "default": dict(channels=[32, 64, 128, 192], pools=[[2, 2], [2, 2], [2, 1], [2, 1]], batch_norm=True,
+                    rnn="gru", hidden=128, layers=2, dropout=0.1),
+    # The reference design: 3 conv blocks pooled 2x2 -> 18 frames x (5 * 256 = 1280)
+    # features, a 2-layer bidirectional LSTM with hidden size 128.
+    "seed": dict(channels=[64, 128, 256], pools=[[2, 2], [2, 2], [2, 2]], batch_norm=False,
+                 rnn="lstm", hidden=128, layers=2, dropout=0.0),
+}
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild the model; saved inside every checkpoint."""
+
+    alphabet: str
+    arch: str = "default"
+    height: int = 40
+    width: int = 150
+    arch_params: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {sorted(ARCHS)}, got {self.arch!r}")
+        if not self.alphabet or len(set(self.alphabet)) != len(self.alphabet):
+            raise ValueError("alphabet must be a non-empty string of distinct characters")
+        if self.height < 1 or self.width < 1:
+            raise ValueError(f"height and width must be positive, got {self.height}x{self.width}")
+        if not self.arch_params:
+            self.arch_params = copy.deepcopy(ARCHS[self.arch])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.alphabet) + 1  # + blank at index 0
+
+
+class CRNN(nn.Module):
+    """Images (B, H, W) uint8, or float in [0, 1], to log-probs (B, T, C + 1) float32."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        arch = config.arch_params
+        blocks, in_ch, height, width = [], 1, config.height, config.width
+        for out_ch, pool in zip(arch["channels"], arch["pools"]):
+            blocks += [nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=not arch["batch_norm"])]
+            blocks += [nn.BatchNorm2d(out_ch)] if arch["batch_norm"] else []
+            blocks += [nn.ReLU(inplace=True), nn.MaxPool2d(pool)]
+            in_ch, height, width = out_ch, height // pool[0], width // pool[1]
+        if height < 1 or width < 1:
+            raise ValueError(f"a {config.height}x{config.width} image is too small for arch {config.arch!r}")
+        self.cnn = nn.Sequential(*blocks)
+        self.frames = width
+        rnn_cls = {"gru": nn.GRU, "lstm": nn.LSTM}[arch["rnn"]]
+        self.rnn = rnn_cls(in_ch * height, arch["hidden"], num_layers=arch["layers"], bidirectional=True,
+                           batch_first=True, dropout=arch["dropout"] if arch["layers"] > 1 else 0.0)
+        self.head = nn.Linear(2 * arch["hidden"], config.num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dtype == torch.uint8:
+            images = images.float() / 255.0
+        x = (images.unsqueeze(1) - 0.5) / 0.5
+        x = self.cnn(x)  # (B, C, H', T)
+        x = x.flatten(1, 2).transpose(1, 2)  # (B, T, C * H')
+        x, _ = self.rnn(x)
+        return self.head(x).float().log_softmax(-1)

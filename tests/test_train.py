@@ -1,0 +1,137 @@
+"""Training, checkpoints, evaluate and predict, end to end on tiny CPU runs."""
+
+import csv
+import json
+import math
+
+import pytest
+import torch
+from PIL import Image
+
+from crnn_fast import checkpoint, data, evaluate, predict, train
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory):
+    return str(data.generate(16, 0, tmp_path_factory.mktemp("data") / "set16", workers=1, progress=False))
+
+
+def tiny_config(tiny_set, out, **overrides):
+    values = dict(preset="tiny", train_dir=tiny_set, val_dir=tiny_set, test_dir=tiny_set, batch_size=16, epochs=4,
+                  lr=3e-3, augment=False, out=str(out), device="cpu")
+    return train.TrainConfig(**{**values, **overrides})
+
+
+@pytest.fixture(scope="module")
+def overfit_run(tiny_set, tmp_path_factory):
+    """The reference's overfit experiment: a CRNN must learn 16 CAPTCHAs by heart. The
+    16 images are written 16 times into a folder of PNGs with a labels.csv (which also
+    exercises the folder loader), so that an epoch is 16 steps."""
+    dataset = data.load(tiny_set)
+    folder = tmp_path_factory.mktemp("repeated")
+    with open(folder / "labels.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["filename", "label"])
+        for copy in range(16):
+            for i in range(16):
+                Image.fromarray(dataset.images[i]).save(folder / f"{i}-{copy}.png")
+                writer.writerow([f"{i}-{copy}.png", dataset.text(i)])
+    out = tmp_path_factory.mktemp("overfit")
+    test = train.train(tiny_config(tiny_set, out, train_dir=str(folder), epochs=12), progress=False)
+    return out, test
+
+
+def test_overfits_16_samples(overfit_run):
+    out, test = overfit_run
+    assert test["exact"] == 1.0 and test["cer"] == 0.0
+    report = json.loads((out / "report.json").read_text())
+    assert report["test"]["exact"] == 1.0
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 12 and json.loads(lines[-1])["epoch"] == 12
+    assert json.loads(lines[0])["val"]["exact"] < 1.0  # learnt, not given
+    assert (out / "curves.png").stat().st_size > 0
+
+
+def test_resume_repeats_the_uninterrupted_run(tiny_set, tmp_path):
+    whole = tmp_path / "whole"
+    train.train(tiny_config(tiny_set, whole, epochs=3), progress=False)
+    split = tmp_path / "split"
+    train.train(tiny_config(tiny_set, split, epochs=2), progress=False)
+    train.train(tiny_config(tiny_set, split, epochs=3), resume=True, progress=False)
+    history = lambda out: [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    a, b = history(whole), history(split)
+    assert [h["epoch"] for h in b] == [1, 2, 3]
+    assert [h["train_loss"] for h in a] == [h["train_loss"] for h in b]
+    timing = ("seconds", "images_per_s")
+    strip = lambda h: {k: v for k, v in h["val"].items() if k not in timing}  # noqa: E731
+    assert [strip(h) for h in a] == [strip(h) for h in b]
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint", None], ids=["empty", "garbage", "truncated"])
+def test_bad_checkpoint_is_named(overfit_run, tmp_path, content):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(content if content is not None else (overfit_run[0] / "best.pt").read_bytes()[:5000])
+    with pytest.raises(ValueError, match=f"checkpoint {bad} is truncated or corrupt"):
+        checkpoint.load(bad)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        checkpoint.load(tmp_path / "missing.pt")
+
+
+def test_atomic_save_keeps_previous_file_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "ck.pt"
+    checkpoint.save({"model": {}, "model_config": {}, "n": 1}, path)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        checkpoint.save({"model": {}, "model_config": {}, "n": 2}, path)
+    monkeypatch.undo()
+    assert checkpoint.load(path)["n"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]  # no temp file left behind
+
+
+def test_evaluate_cli(overfit_run, tiny_set, capsys):
+    out, _ = overfit_run
+    assert evaluate.main(["--checkpoint", str(out / "best.pt"), "--data", tiny_set, "--json", "--device", "cpu"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["exact"] == 1.0 and result["exact_folded"] == 1.0 and result["count"] == 16
+    assert evaluate.main(["--checkpoint", str(out / "nope.pt"), "--data", tiny_set]) == 2
+    assert "nope.pt does not exist" in capsys.readouterr().err
+
+
+def test_predict_cli_reads_image_files(overfit_run, tiny_set, tmp_path, capsys):
+    out, _ = overfit_run
+    dataset = data.load(tiny_set)
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"img{i}.png"
+        Image.fromarray(dataset.images[i]).convert("RGB").save(path)  # colour on disk, gray inside
+        paths.append(str(path))
+    assert predict.main(["--checkpoint", str(out / "best.pt"), "--device", "cpu", *paths]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for i, line in enumerate(lines):
+        path, text, confidence = line.split("\t")
+        assert path == paths[i] and text == dataset.text(i) and 0 < float(confidence) <= 1
+
+
+def test_case_fold_map():
+    fold = evaluate.case_fold_map("aAb0")
+    assert fold.tolist() == [0, 1, 1, 3, 4]
+
+
+@pytest.mark.parametrize("argv", [["--epochs", "0"], ["--lr", "-1"], ["--arch", "nope"], ["--preset", "huge"]])
+def test_train_cli_rejects_bad_arguments(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(argv)
+    assert exit_info.value.code == 2
+    assert argv[0] in capsys.readouterr().err
+
+
+def test_lr_schedule_warms_up_then_decays():
+    factor = train.lr_lambda(100, 0.1)
+    values = [factor(s) for s in range(100)]
+    assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(values[9:], values[10:])) and values[-1] >= 0.01
+    assert not any(math.isnan(v) for v in values)
