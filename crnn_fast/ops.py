@@ -5,6 +5,7 @@ arguments where they enter (naming the bad one), fills in defaults and calls the
 each op also has a fake implementation so ``torch.compile(fullgraph=True)`` traces it.
 """
 
+import math
 import operator
 from collections.abc import Sequence
 from typing import NamedTuple, Optional, Union
@@ -122,6 +123,104 @@ def _ctc_greedy_decode_fake(log_probs, input_lengths, blank):
     )
 
 
+class BeamSearchResult(NamedTuple):
+    tokens: torch.Tensor
+    """(B, K, T) int32 labels of the K best prefixes, best first, padded with -1."""
+    lengths: torch.Tensor
+    """(B, K) int32 number of labels of each prefix (0 for a missing beam)."""
+    scores: torch.Tensor
+    """(B, K) float32 log-probability of each prefix over all its alignments (-inf for a missing beam)."""
+    timesteps: torch.Tensor
+    """(B, K, T) int32 frame of each label's most probable emission, padded with -1."""
+
+
+MAX_BEAM_WIDTH = 4096
+
+
+def _check_int_arg(value, name: str, low: int, high: Optional[int] = None) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got bool")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
+    if value < low or (high is not None and value > high):
+        bounds = f"[{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be {'in ' if high is not None else ''}{bounds}, got {value}")
+    return value
+
+
+def _check_float_arg(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a float, got {type(value).__name__}")
+    return float(value)
+
+
+def ctc_beam_search(
+    log_probs: torch.Tensor,
+    input_lengths: Lengths = None,
+    beam_width: int = 10,
+    top_paths: int = 1,
+    blank: int = 0,
+    blank_penalty: float = 0.0,
+    cutoff_top_n: Optional[int] = None,
+    cutoff_prob: float = 1.0,
+) -> BeamSearchResult:
+    """CTC prefix beam search over a batch.
+
+    Keeps the ``beam_width`` most probable prefixes per frame, each with the
+    log-probabilities of its alignments ending in a blank and in a label; identical
+    prefixes are merged, and a repeated label needs a blank in between. Scores are
+    log-probabilities summed over all alignments the beam kept (so a lower bound of
+    the exact CTC probability, and equal to it when no prefix was pruned).
+
+    Args:
+        log_probs: (B, T, C) log-softmax scores, batch-first, float32/float64/float16/
+            bfloat16, CPU or CUDA, any strides. NaN and +inf are rejected.
+        input_lengths: (B,) frame counts in [0, T] (tensor on any device, or ints);
+            ``None`` uses T for every row.
+        beam_width: prefixes kept per frame, in [1, 4096].
+        top_paths: K, the number of best prefixes returned per row, in [1, beam_width].
+        blank: index of the CTC blank class, in [0, C).
+        blank_penalty: subtracted from the blank's log-prob at every frame (> 0
+            favours labels); the returned scores include it.
+        cutoff_top_n: consider only the ``cutoff_top_n`` most probable classes of each
+            frame (``None``: all), like ctcdecode.
+        cutoff_prob: consider only the most probable classes of each frame whose
+            cumulative probability reaches ``cutoff_prob``, in (0, 1] (1: all).
+
+    Returns:
+        ``BeamSearchResult(tokens, lengths, scores, timesteps)`` on ``log_probs``' device;
+        rows with fewer than K distinct prefixes pad with length 0 and score -inf.
+
+    The CPU kernel decodes rows in parallel over torch's threads; the CUDA kernel
+    decodes the batch in one launch, a thread per row. Both run the same code and each
+    row needs a workspace of about 12 * beam_width * T + 180 * beam_width bytes, reused
+    across rows: O(beam_width * T) per concurrent row, nothing proportional to B * T * C.
+    """
+    batch, frames, classes = _check_log_probs(log_probs)
+    beam_width = _check_int_arg(beam_width, "beam_width", 1, MAX_BEAM_WIDTH)
+    top_paths = _check_int_arg(top_paths, "top_paths", 1, beam_width)
+    blank = _check_class_index(blank, "blank", classes)
+    blank_penalty = _check_float_arg(blank_penalty, "blank_penalty")
+    if not math.isfinite(blank_penalty):
+        raise ValueError(f"blank_penalty must be finite, got {blank_penalty}")
+    cutoff_top_n = classes if cutoff_top_n is None else _check_int_arg(cutoff_top_n, "cutoff_top_n", 1)
+    cutoff_prob = _check_float_arg(cutoff_prob, "cutoff_prob")
+    if not 0.0 < cutoff_prob <= 1.0:
+        raise ValueError(f"cutoff_prob must be in (0, 1], got {cutoff_prob}")
+    lengths = _check_lengths(input_lengths, "input_lengths", batch, frames, log_probs.device)
+    if not torch.compiler.is_compiling() and log_probs.numel() > 0:
+        bad = torch.isnan(log_probs) | torch.isposinf(log_probs)
+        if bool(bad.any()):
+            b, t, c = bad.nonzero()[0].tolist()
+            raise ValueError(f"log_probs[{b}, {t}, {c}] is {log_probs[b, t, c].item()}: log-probs must not be NaN or +inf")
+    out = torch.ops.crnn_fast.ctc_beam_search.default(
+        log_probs, lengths, beam_width, top_paths, blank, blank_penalty, min(cutoff_top_n, classes), cutoff_prob
+    )
+    return BeamSearchResult(*out)
+
+
 def _check_tokens(tokens, name: str) -> torch.Tensor:
     if not isinstance(tokens, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of token ids, got {type(tokens).__name__}")
@@ -174,6 +273,60 @@ def edit_distance(hyp: torch.Tensor, hyp_lengths: Lengths, ref: torch.Tensor, re
     return torch.ops.crnn_fast.edit_distance.default(hyp, hyp_lengths, ref, ref_lengths)
 
 
+def _check_fold(fold, device: torch.device) -> torch.Tensor:
+    fold = _as_tensor(fold, "fold", "token ids")
+    if fold.dim() != 1:
+        raise ValueError(f"fold must be 1-D (V,), got shape {tuple(fold.shape)}")
+    if not _is_integer(fold.dtype):
+        raise TypeError(f"fold must hold integer token ids, got {fold.dtype}")
+    return fold.to(device=device, dtype=torch.int64)
+
+
+def _ratio(num, den) -> float:
+    return num / den if den else float("nan")
+
+
+class SequenceMetrics:
+    """Streaming form of :func:`sequence_metrics` for evaluation in batches.
+
+    ``update`` adds a batch's sums into a tensor on the batch's device without
+    synchronising; ``compute`` brings the five sums to the host once.
+    """
+
+    def __init__(self, fold: Optional[Union[torch.Tensor, Sequence[int]]] = None):
+        self._fold = fold
+        self._folds = {}  # the fold map, moved once per device
+        self._totals = None
+        self.count = 0
+
+    def update(self, hyp, hyp_lengths: Lengths, ref, ref_lengths: Lengths) -> torch.Tensor:
+        """Adds a batch; returns its (B,) int32 distances (on the device of ``hyp``)."""
+        hyp, hyp_lengths, ref, ref_lengths = _check_pairs(hyp, hyp_lengths, ref, ref_lengths)
+        fold = None
+        if self._fold is not None:
+            if hyp.device not in self._folds:
+                self._folds[hyp.device] = _check_fold(self._fold, hyp.device)
+            fold = self._folds[hyp.device]
+        distances, totals = torch.ops.crnn_fast.sequence_metrics.default(hyp, hyp_lengths, ref, ref_lengths, fold)
+        self._totals = totals if self._totals is None else self._totals + totals.to(self._totals.device)
+        self.count += hyp.shape[0]
+        return distances
+
+    def compute(self) -> dict:
+        """The metrics over every batch so far, as Python floats (see :func:`sequence_metrics`)."""
+        exact, exact_folded, matches, edits, ref_tokens = self._totals.tolist() if self._totals is not None else [0] * 5
+        result = {
+            "exact": _ratio(exact, self.count),
+            "char_acc": _ratio(matches, ref_tokens),
+            "cer": _ratio(edits, ref_tokens),
+            "mean_edit": _ratio(edits, self.count),
+            "count": self.count,
+        }
+        if self._fold is not None:
+            result["exact_folded"] = _ratio(exact_folded, self.count)
+        return result
+
+
 def sequence_metrics(
     hyp: torch.Tensor,
     hyp_lengths: Lengths,
@@ -201,35 +354,26 @@ def sequence_metrics(
         ``exact_folded`` with ``fold``, and ``count`` (B). Ratios over an empty batch or
         over zero reference tokens are NaN.
     """
-    hyp, hyp_lengths, ref, ref_lengths = _check_pairs(hyp, hyp_lengths, ref, ref_lengths)
-    if fold is not None:
-        fold = _as_tensor(fold, "fold", "token ids")
-        if fold.dim() != 1:
-            raise ValueError(f"fold must be 1-D (V,), got shape {tuple(fold.shape)}")
-        if not _is_integer(fold.dtype):
-            raise TypeError(f"fold must hold integer token ids, got {fold.dtype}")
-        fold = fold.to(device=hyp.device, dtype=torch.int64)
     if not isinstance(return_distances, bool):
         raise TypeError(f"return_distances must be a bool, got {type(return_distances).__name__}")
-    distances, totals = torch.ops.crnn_fast.sequence_metrics.default(hyp, hyp_lengths, ref, ref_lengths, fold)
-    exact, exact_folded, matches, edits, ref_tokens = totals.tolist()
-    count = hyp.shape[0]
-
-    def ratio(num, den):
-        return num / den if den else float("nan")
-
-    result = {
-        "exact": ratio(exact, count),
-        "char_acc": ratio(matches, ref_tokens),
-        "cer": ratio(edits, ref_tokens),
-        "mean_edit": ratio(edits, count),
-        "count": count,
-    }
-    if fold is not None:
-        result["exact_folded"] = ratio(exact_folded, count)
+    metrics = SequenceMetrics(fold)
+    distances = metrics.update(hyp, hyp_lengths, ref, ref_lengths)
+    result = metrics.compute()
     if return_distances:
         result["distances"] = distances
     return result
+
+
+@torch.library.register_fake("crnn_fast::ctc_beam_search")
+def _ctc_beam_search_fake(log_probs, input_lengths, beam_width, top_paths, blank, blank_penalty, cutoff_top_n,
+                          cutoff_prob):
+    batch, frames = log_probs.shape[0], log_probs.shape[1]
+    return (
+        log_probs.new_empty((batch, top_paths, frames), dtype=torch.int32),
+        log_probs.new_empty((batch, top_paths), dtype=torch.int32),
+        log_probs.new_empty((batch, top_paths), dtype=torch.float32),
+        log_probs.new_empty((batch, top_paths, frames), dtype=torch.int32),
+    )
 
 
 @torch.library.register_fake("crnn_fast::edit_distance")

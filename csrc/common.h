@@ -104,6 +104,15 @@ inline const int64_t* checked_cpu_lengths(const Tensor& lengths, int64_t width, 
   return values;
 }
 
+// Arguments of ctc_beam_search that both backends check the same way.
+inline void check_beam_args(int64_t classes, int64_t beam_width, int64_t top_paths, int64_t blank,
+                            int64_t cutoff_top_n, double cutoff_prob) {
+  STD_TORCH_CHECK(blank >= 0 && blank < classes, "blank must be in [0, ", classes, "), got ", blank);
+  STD_TORCH_CHECK(top_paths >= 1 && top_paths <= beam_width, "top_paths must be in [1, beam_width], got ", top_paths);
+  STD_TORCH_CHECK(cutoff_top_n >= 1, "cutoff_top_n must be >= 1, got ", cutoff_top_n);
+  STD_TORCH_CHECK(cutoff_prob > 0.0 && cutoff_prob <= 1.0, "cutoff_prob must be in (0, 1], got ", cutoff_prob);
+}
+
 // Lengths are clamped into [0, limit] by every kernel, so no value can index
 // out of bounds even when a caller skips the wrappers' checks.
 template <typename T>

@@ -6,6 +6,11 @@
 
 STABLE_TORCH_LIBRARY(crnn_fast, m) {
   m.def("ctc_greedy_decode(Tensor log_probs, Tensor input_lengths, int blank) -> (Tensor, Tensor)");
+  // Returns (tokens (B, K, T) int32, lengths (B, K) int32, scores (B, K) float32,
+  // timesteps (B, K, T) int32), K = top_paths.
+  m.def(
+      "ctc_beam_search(Tensor log_probs, Tensor input_lengths, int beam_width, int top_paths, int blank, "
+      "float blank_penalty, int cutoff_top_n, float cutoff_prob) -> (Tensor, Tensor, Tensor, Tensor)");
   m.def("edit_distance(Tensor hyp, Tensor hyp_lengths, Tensor ref, Tensor ref_lengths) -> Tensor");
   // Returns (distances (B,) int32, totals (5,) int64: exact, exact after folding,
   // position-wise matches, edits, reference tokens).

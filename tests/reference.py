@@ -1,5 +1,7 @@
 """Plain Python/PyTorch references the kernels are tested against: slow, obvious, trusted."""
 
+import math
+
 import torch
 
 
@@ -34,3 +36,56 @@ def levenshtein_reference(a, b):
 def rows_of(tokens, lengths):
     """Python lists of the first lengths[b] tokens of each row."""
     return [tokens[b, : int(lengths[b])].tolist() for b in range(tokens.shape[0])]
+
+
+def _log_add(a, b):
+    if a == -math.inf:
+        return b
+    if b == -math.inf:
+        return a
+    return max(a, b) + math.log1p(math.exp(-abs(a - b)))
+
+
+def ctc_beam_search_reference(frames, beam_width, blank, blank_penalty=0.0, cutoff_top_n=None, cutoff_prob=1.0):
+    """Prefix beam search over ``frames`` (T lists of C log-probs), every candidate
+    enumerated and sorted: the kernels' algorithm without their shortcuts. Returns
+    the final beam, best first, as (labels, score, timesteps) tuples."""
+    neg = -math.inf
+    beam = [dict(prefix=(), pb=0.0, pnb=neg, last_lp=neg, times=[])]
+    for t, frame in enumerate(frames):
+        ranked = sorted(range(len(frame)), key=lambda c: (-frame[c], c))
+        allowed, before = set(), 0.0
+        for r, c in enumerate(ranked):
+            if (cutoff_top_n is not None and r >= cutoff_top_n) or not before < cutoff_prob:
+                break
+            allowed.add(c)
+            before += math.exp(frame[c])
+        lp = lambda c: frame[c] if c in allowed else neg  # noqa: E731
+        blank_lp = lp(blank) - blank_penalty
+        index = {e["prefix"]: e for e in beam}
+        score = lambda e: _log_add(e["pb"], e["pnb"])  # noqa: E731
+        candidates = []
+        for e in beam:  # the prefix kept
+            s = dict(prefix=e["prefix"], pb=score(e) + blank_lp, pnb=neg, last_lp=e["last_lp"], times=list(e["times"]))
+            if e["prefix"]:
+                last = e["prefix"][-1]
+                s["pnb"] = e["pnb"] + lp(last)
+                parent = index.get(e["prefix"][:-1])
+                if parent is not None and lp(last) > neg:
+                    via = parent["pb"] if parent["prefix"][-1:] == (last,) else score(parent)
+                    s["pnb"] = _log_add(s["pnb"], via + lp(last))
+                    if lp(last) > s["last_lp"]:
+                        s["last_lp"], s["times"][-1] = lp(last), t
+            candidates.append(s)
+        for e in beam:  # the prefix extended by a label, to a prefix not in the beam
+            for c in ranked:
+                new = e["prefix"] + (c,)
+                if c == blank or c not in allowed or new in index:
+                    continue
+                via = e["pb"] if e["prefix"][-1:] == (c,) else score(e)
+                candidates.append(dict(prefix=new, pb=neg, pnb=via + frame[c], last_lp=frame[c], times=e["times"] + [t]))
+        ranked_candidates = sorted(
+            (i for i, cand in enumerate(candidates) if score(cand) > neg), key=lambda i: (-score(candidates[i]), i)
+        )
+        beam = [candidates[i] for i in ranked_candidates[:beam_width]]
+    return [(list(e["prefix"]), _log_add(e["pb"], e["pnb"]), e["times"]) for e in beam]

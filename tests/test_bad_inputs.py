@@ -109,3 +109,51 @@ def test_sequence_metrics_rejects(kwargs, error, match):
 def test_pair_kernels_check_direct_op_calls(args, match):
     with pytest.raises(RuntimeError, match=match):
         torch.ops.crnn_fast.edit_distance(*args)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(beam_width=0), ValueError, r"beam_width must be in \[1, 4096\], got 0"),
+        (dict(beam_width=10**9), ValueError, r"beam_width must be in \[1, 4096\]"),
+        (dict(beam_width=2.5), TypeError, "beam_width must be an int"),
+        (dict(beam_width=4, top_paths=5), ValueError, r"top_paths must be in \[1, 4\], got 5"),
+        (dict(top_paths=0), ValueError, "top_paths must be in"),
+        (dict(blank=5), ValueError, r"blank must be in \[0, C\)"),
+        (dict(blank_penalty=float("nan")), ValueError, "blank_penalty must be finite"),
+        (dict(blank_penalty="1"), TypeError, "blank_penalty must be a float"),
+        (dict(cutoff_top_n=0), ValueError, "cutoff_top_n must be >= 1"),
+        (dict(cutoff_prob=0.0), ValueError, r"cutoff_prob must be in \(0, 1\]"),
+        (dict(cutoff_prob=1.5), ValueError, r"cutoff_prob must be in \(0, 1\]"),
+        (dict(input_lengths=[6, 7, 1]), ValueError, r"input_lengths\[1\] = 7 is outside"),
+        (dict(log_probs=LP.int()), TypeError, "log_probs must be float"),
+        (dict(log_probs=LP[0]), ValueError, "log_probs must be 3-D"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_beam_search_rejects(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        crnn_fast.ctc_beam_search(**(dict(log_probs=LP) | kwargs))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_beam_search_rejects_nan_and_posinf(value):
+    bad = LP.clone()
+    bad[2, 4, 1] = value
+    with pytest.raises(ValueError, match=r"log_probs\[2, 4, 1\] is .*must not be NaN or \+inf"):
+        crnn_fast.ctc_beam_search(bad)
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((LP, torch.full((3,), 6), 0, 1, 0, 0.0, 5, 1.0), r"beam_width must be in \[1, 4096\]"),
+        ((LP, torch.full((3,), 6), 3, 4, 0, 0.0, 5, 1.0), r"top_paths must be in \[1, beam_width\]"),
+        ((LP, torch.full((3,), 9), 3, 1, 0, 0.0, 5, 1.0), r"input_lengths\[0\] = 9 is outside"),
+        ((LP, torch.full((3,), 6), 3, 1, 0, 0.0, 5, 0.0), r"cutoff_prob must be in \(0, 1\]"),
+        ((torch.randn(1, 100_000, 4), torch.full((1,), 100_000), 4096, 1, 0, 0.0, 4, 1.0), "beam_width \\* T is too large"),
+    ],
+)
+def test_beam_kernel_checks_direct_op_calls(args, match):
+    with pytest.raises(RuntimeError, match=match):
+        torch.ops.crnn_fast.ctc_beam_search(*args)

@@ -72,3 +72,14 @@ def test_opcheck(device, with_fold):
     fold = torch.arange(9, device=device) // 2 if with_fold else None
     args = (hyp.to(device), hl.to(device), ref.to(device), rl.to(device), fold)
     torch.library.opcheck(torch.ops.crnn_fast.sequence_metrics.default, args)
+
+
+def test_streaming_equals_one_batch(device):
+    hyp, hl, ref, rl = random_pairs(250, 9, 7, vocab=5, seed=3)
+    hyp, ref = hyp.to(device), ref.to(device)
+    fold = [0, 0, 2, 2, 4]
+    whole = crnn_fast.sequence_metrics(hyp, hl, ref, rl, fold=fold)
+    stream = crnn_fast.SequenceMetrics(fold)
+    for lo in range(0, 250, 64):
+        stream.update(hyp[lo : lo + 64], hl[lo : lo + 64], ref[lo : lo + 64], rl[lo : lo + 64])
+    assert stream.compute() == whole

@@ -1,0 +1,350 @@
+// CTC prefix beam search for one sequence, shared by the CPU kernel (a thread per
+// sequence over torch's thread pool) and the CUDA kernel (a GPU thread per sequence):
+// both run exactly this code, so they return the same beams.
+//
+// A beam entry is a prefix (labelling) with log-probabilities of its alignments that
+// end in a blank (pb) and in a label (pnb); its score is logaddexp(pb, pnb). Per frame:
+//  - "stay" candidates keep each prefix: a blank adds to pb, a repeat of the last
+//    label adds to pnb (collapsed), and so does the parent prefix emitting that label;
+//  - "extend" candidates append a label c: from pb only when c repeats the last label
+//    (a repeat needs a blank in between), from pb + pnb otherwise.
+// Identical prefixes are merged (prefixes are identified by a 64-bit rolling hash),
+// and the beam_width best candidates survive. Extensions are visited per prefix in
+// decreasing class probability and cut off once they cannot enter the beam, so a
+// frame costs O(K log K + C) rather than O(K * C), with the same result as trying
+// every class. Classes outside ctcdecode's cutoff_top_n / cutoff_prob set for the
+// frame are not considered at all.
+//
+// Prefixes are never copied: every frame records, per surviving entry, its source
+// entry and the label it appended (or -1); the best prefixes are read back at the
+// end. The timestep of a label is the frame of its most probable emission, as in
+// ctcdecode.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include <torch/headeronly/macros/Macros.h>
+
+namespace crnn_fast {
+namespace beam {
+
+constexpr uint64_t kEmptyHash = 0x9E3779B97F4A7C15ull;
+constexpr int64_t kMaxBeamWidth = 4096;
+constexpr int64_t kMaxWorkspaceBytes = int64_t{1} << 30;  // per sequence
+
+C10_HOST_DEVICE inline uint64_t extend_hash(uint64_t h, int32_t label) {
+  uint64_t z = h + 0x9E3779B97F4A7C15ull * (static_cast<uint64_t>(label) + 2);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+C10_HOST_DEVICE inline float log_add(float a, float b) {
+  if (a == -INFINITY) return b;
+  if (b == -INFINITY) return a;
+  const float hi = a > b ? a : b, lo = a > b ? b : a;
+  return hi + log1pf(expf(lo - hi));
+}
+
+struct Entry {
+  float pb, pnb, score;
+  float last_lp;  // log-prob of the best emission so far of the prefix's last label
+  uint64_t hash, parent_hash;
+  int32_t last, len, last_t;
+  int32_t src, label;  // where the entry came from this frame (label -1: kept the prefix)
+  int32_t order;       // candidate order: the tie-break between equal scores
+};
+
+// Candidate a ranks before b.
+C10_HOST_DEVICE inline bool ranks_before(const Entry& a, const Entry& b) {
+  return a.score > b.score || (a.score == b.score && a.order < b.order);
+}
+
+// Sizes of one sequence's scratch, carved out of a caller-provided buffer.
+struct Layout {
+  int64_t K, T, sorted, slots;
+  C10_HOST_DEVICE Layout(int64_t beam_width, int64_t frames, int64_t classes)
+      : K(beam_width), T(frames), sorted(2 * beam_width + 1 < classes ? 2 * beam_width + 1 : classes), slots(8) {
+    while (slots < 2 * K) slots *= 2;
+  }
+  // Bytes: two beams and a heap of entries, the prefix-hash table, T*K history
+  // (source, label, last_t) and the sorted top classes; 8-byte fields first, and the
+  // total rounded to 16 so that consecutive sequences' buffers stay aligned.
+  C10_HOST_DEVICE int64_t bytes() const {
+    const int64_t raw = 3 * K * static_cast<int64_t>(sizeof(Entry)) + slots * 12 + 3 * T * K * 4 + sorted * 8;
+    return (raw + 15) / 16 * 16;
+  }
+};
+
+struct Params {
+  int64_t beam_width, top_paths, blank, cutoff_top_n;
+  float blank_penalty, cutoff_prob;
+  bool prune;  // cutoff_top_n < C or cutoff_prob < 1
+};
+
+template <typename scalar_t>
+class Decoder {
+ public:
+  C10_HOST_DEVICE Decoder(const Layout& layout, unsigned char* buffer) : L(layout) {
+    Entry* entries = reinterpret_cast<Entry*>(buffer);
+    beam_ = entries;
+    next_ = entries + L.K;
+    heap_ = entries + 2 * L.K;
+    slot_key_ = reinterpret_cast<uint64_t*>(entries + 3 * L.K);
+    slot_val_ = reinterpret_cast<int32_t*>(slot_key_ + L.slots);
+    hist_src_ = slot_val_ + L.slots;
+    hist_label_ = hist_src_ + L.T * L.K;
+    hist_last_t_ = hist_label_ + L.T * L.K;
+    sorted_c_ = hist_last_t_ + L.T * L.K;
+    sorted_lp_ = reinterpret_cast<float*>(sorted_c_ + L.sorted);
+  }
+
+  // Decodes `len` frames of (C,) log-prob rows (`frame(t)[c * sC]`) and writes the
+  // top_paths best prefixes: tokens/timesteps rows of width T padded with -1.
+  C10_HOST_DEVICE void run(const scalar_t* log_probs, int64_t sT, int64_t sC, int64_t len, int64_t C,
+                           const Params& p, int32_t* tokens, int32_t* out_lengths, float* scores,
+                           int32_t* timesteps) {
+    size_ = 1;
+    beam_[0] = Entry{0.0f, -INFINITY, 0.0f, -INFINITY, kEmptyHash, 0, -1, 0, -1, -1, -1, 0};
+    for (int64_t t = 0; t < len; ++t) step(log_probs + t * sT, sC, C, t, p);
+    write_paths(len, p.top_paths, tokens, out_lengths, scores, timesteps);
+  }
+
+ private:
+  C10_HOST_DEVICE void step(const scalar_t* frame, int64_t sC, int64_t C, int64_t t, const Params& p) {
+    sort_top_classes(frame, sC, C);
+    count_cutoff(p);
+    build_table();
+    heap_size_ = 0;
+    int32_t order = 0;
+    const float blank_lp = in_cutoff(frame, sC, C, p.blank, p)
+                               ? static_cast<float>(frame[p.blank * sC]) - p.blank_penalty
+                               : -INFINITY;
+
+    // Stays: every prefix kept, fed by blanks, repeats and its parent's emission.
+    for (int32_t k = 0; k < size_; ++k) {
+      const Entry& e = beam_[k];
+      Entry s = e;
+      s.src = k;
+      s.label = -1;
+      s.order = order++;
+      s.pb = e.score + blank_lp;
+      s.pnb = -INFINITY;
+      if (e.len > 0) {
+        const float lp = label_lp(frame, sC, C, e.last, p);
+        s.pnb = e.pnb + lp;
+        const int32_t parent = lookup(e.parent_hash);
+        if (parent >= 0 && lp > -INFINITY) {
+          const Entry& q = beam_[parent];
+          s.pnb = log_add(s.pnb, (q.last == e.last ? q.pb : q.score) + lp);
+          if (lp > s.last_lp) {
+            s.last_lp = lp;
+            s.last_t = static_cast<int32_t>(t);
+          }
+        }
+      }
+      s.score = log_add(s.pb, s.pnb);
+      push(s);
+    }
+
+    // Extensions to prefixes not in the beam, best classes first.
+    for (int32_t k = 0; k < size_; ++k) {
+      const Entry& e = beam_[k];
+      for (int64_t r = 0; r < n_sorted_; ++r) {
+        const int32_t c = sorted_c_[r];
+        const float lp = sorted_lp_[r];
+        if (heap_size_ == L.K && !(e.score + lp > heap_[0].score)) break;  // nothing later can enter
+        if (c == p.blank || !in_cutoff_rank(r)) continue;
+        const uint64_t h = extend_hash(e.hash, c);
+        if (lookup(h) >= 0) continue;  // already in the beam: merged into its stay above
+        Entry x;
+        x.pb = -INFINITY;
+        x.pnb = (c == e.last ? e.pb : e.score) + lp;
+        x.score = x.pnb;
+        x.last_lp = lp;
+        x.hash = h;
+        x.parent_hash = e.hash;
+        x.last = c;
+        x.len = e.len + 1;
+        x.last_t = static_cast<int32_t>(t);
+        x.src = k;
+        x.label = c;
+        x.order = order++;
+        push(x);
+      }
+    }
+
+    // The heap's entries, best first, become the beam; record where they came from.
+    const int32_t n = heap_size_;
+    for (int32_t i = n - 1; i >= 0; --i) {
+      next_[i] = heap_[0];
+      pop();
+    }
+    Entry* old = beam_;
+    beam_ = next_;
+    next_ = old;
+    size_ = n;
+    for (int32_t k = 0; k < n; ++k) {
+      hist_src_[t * L.K + k] = beam_[k].src;
+      hist_label_[t * L.K + k] = beam_[k].label;
+      hist_last_t_[t * L.K + k] = beam_[k].last_t;
+    }
+  }
+
+  // The frame's top `sorted` classes, by log-prob desc then index asc (insertion into
+  // a short sorted list: most classes fail the first comparison).
+  C10_HOST_DEVICE void sort_top_classes(const scalar_t* frame, int64_t sC, int64_t C) {
+    n_sorted_ = 0;
+    for (int64_t c = 0; c < C; ++c) {
+      const float v = static_cast<float>(frame[c * sC]);
+      if (n_sorted_ == L.sorted && !(v > sorted_lp_[n_sorted_ - 1])) continue;
+      int64_t i = n_sorted_ < L.sorted ? n_sorted_++ : n_sorted_ - 1;
+      while (i > 0 && v > sorted_lp_[i - 1]) {
+        sorted_lp_[i] = sorted_lp_[i - 1];
+        sorted_c_[i] = sorted_c_[i - 1];
+        --i;
+      }
+      sorted_lp_[i] = v;
+      sorted_c_[i] = static_cast<int32_t>(c);
+    }
+  }
+
+  // How many of the sorted classes pass ctcdecode's pruning: ranks r < cutoff_top_n
+  // whose more probable classes sum to less than cutoff_prob (a prefix of the ranks).
+  C10_HOST_DEVICE void count_cutoff(const Params& p) {
+    cutoff_len_ = n_sorted_;
+    if (!p.prune) return;
+    double before = 0.0;
+    for (int64_t r = 0; r < n_sorted_; ++r) {
+      if (r >= p.cutoff_top_n || !(before < p.cutoff_prob)) {
+        cutoff_len_ = r;
+        return;
+      }
+      before += exp(static_cast<double>(sorted_lp_[r]));
+    }
+  }
+
+  C10_HOST_DEVICE bool in_cutoff_rank(int64_t r) const { return r < cutoff_len_; }
+
+  C10_HOST_DEVICE bool in_cutoff(const scalar_t* frame, int64_t sC, int64_t C, int64_t c, const Params& p) const {
+    if (!p.prune) return true;
+    for (int64_t r = 0; r < n_sorted_; ++r) {
+      if (sorted_c_[r] == c) return in_cutoff_rank(r);
+    }
+    if (cutoff_len_ < n_sorted_) return false;  // the cut falls inside the sorted list
+    // Ranked beyond the sorted list: count and sum the classes ahead of it.
+    const float v = static_cast<float>(frame[c * sC]);
+    int64_t rank = 0;
+    double before = 0.0;
+    for (int64_t i = 0; i < C; ++i) {
+      const float u = static_cast<float>(frame[i * sC]);
+      if (u > v || (u == v && i < c)) {
+        ++rank;
+        before += exp(static_cast<double>(u));
+      }
+    }
+    return rank < p.cutoff_top_n && before < p.cutoff_prob;
+  }
+
+  C10_HOST_DEVICE float label_lp(const scalar_t* frame, int64_t sC, int64_t C, int32_t c, const Params& p) const {
+    return in_cutoff(frame, sC, C, c, p) ? static_cast<float>(frame[c * sC]) : -INFINITY;
+  }
+
+  // Open-addressing table from prefix hash to beam index.
+  C10_HOST_DEVICE void build_table() {
+    for (int64_t i = 0; i < L.slots; ++i) slot_val_[i] = -1;
+    for (int32_t k = 0; k < size_; ++k) {
+      int64_t i = static_cast<int64_t>(beam_[k].hash & static_cast<uint64_t>(L.slots - 1));
+      while (slot_val_[i] >= 0) i = (i + 1) & (L.slots - 1);
+      slot_key_[i] = beam_[k].hash;
+      slot_val_[i] = k;
+    }
+  }
+
+  C10_HOST_DEVICE int32_t lookup(uint64_t h) const {
+    int64_t i = static_cast<int64_t>(h & static_cast<uint64_t>(L.slots - 1));
+    while (slot_val_[i] >= 0) {
+      if (slot_key_[i] == h) return slot_val_[i];
+      i = (i + 1) & (L.slots - 1);
+    }
+    return -1;
+  }
+
+  // Min-heap of at most K candidates; heap_[0] ranks last.
+  C10_HOST_DEVICE void push(const Entry& e) {
+    if (e.score == -INFINITY) return;
+    if (heap_size_ == L.K) {
+      if (!ranks_before(e, heap_[0])) return;
+      heap_[0] = e;
+      sift_down(0);
+      return;
+    }
+    int32_t i = heap_size_++;
+    while (i > 0) {
+      const int32_t parent = (i - 1) / 2;
+      if (!ranks_before(heap_[parent], e)) break;
+      heap_[i] = heap_[parent];
+      i = parent;
+    }
+    heap_[i] = e;
+  }
+
+  C10_HOST_DEVICE void pop() {
+    heap_[0] = heap_[--heap_size_];
+    sift_down(0);
+  }
+
+  C10_HOST_DEVICE void sift_down(int32_t i) {
+    const Entry e = heap_[i];
+    while (true) {
+      int32_t child = 2 * i + 1;
+      if (child >= heap_size_) break;
+      if (child + 1 < heap_size_ && ranks_before(heap_[child], heap_[child + 1])) ++child;
+      if (!ranks_before(e, heap_[child])) break;
+      heap_[i] = heap_[child];
+      i = child;
+    }
+    heap_[i] = e;
+  }
+
+  // Reads the best top_paths prefixes back through the history.
+  C10_HOST_DEVICE void write_paths(int64_t len, int64_t top_paths, int32_t* tokens, int32_t* out_lengths,
+                                   float* scores, int32_t* timesteps) const {
+    for (int64_t k = 0; k < top_paths; ++k) {
+      int32_t* row = tokens + k * L.T;
+      int32_t* times = timesteps + k * L.T;
+      for (int64_t i = 0; i < L.T; ++i) row[i] = times[i] = -1;
+      if (k >= size_) {
+        out_lengths[k] = 0;
+        scores[k] = -INFINITY;
+        continue;
+      }
+      const Entry& e = beam_[k];
+      out_lengths[k] = e.len;
+      scores[k] = e.score;
+      int32_t cur = static_cast<int32_t>(k), pos = e.len - 1, token_t = e.last_t;
+      for (int64_t t = len - 1; t >= 0 && pos >= 0; --t) {
+        const int32_t label = hist_label_[t * L.K + cur];
+        cur = hist_src_[t * L.K + cur];
+        if (label >= 0) {
+          row[pos] = label;
+          times[pos] = token_t;
+          --pos;
+          if (t > 0) token_t = hist_last_t_[(t - 1) * L.K + cur];
+        }
+      }
+    }
+  }
+
+  Layout L;
+  Entry *beam_, *next_, *heap_;
+  uint64_t* slot_key_;
+  int32_t *slot_val_, *hist_src_, *hist_label_, *hist_last_t_, *sorted_c_;
+  float* sorted_lp_;
+  int32_t size_ = 0, heap_size_ = 0;
+  int64_t n_sorted_ = 0, cutoff_len_ = 0;
+};
+
+}  // namespace beam
+}  // namespace crnn_fast
