@@ -1,0 +1,39 @@
+"""Shared inputs of the benchmark suite.
+
+Run:  pytest benchmarks/ --benchmark-only [--benchmark-json results/bench.json]
+Size: CRNN_FAST_BENCH_N sequences for crnn_fast (default 100000) and
+      CRNN_FAST_BENCH_ANCHOR_N for the anchors that decode one sequence per Python
+      call (default 2000; their rows report per-sequence time on that subset).
+"""
+
+import os
+import platform
+
+import pytest
+import torch
+
+N = int(os.environ.get("CRNN_FAST_BENCH_N", "100000"))
+ANCHOR_N = min(N, int(os.environ.get("CRNN_FAST_BENCH_ANCHOR_N", "2000")))
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    machine_info["torch"] = torch.__version__
+    machine_info["cuda"] = torch.version.cuda
+    machine_info["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    machine_info["cpu_threads"] = torch.get_num_threads()
+    machine_info["processor"] = platform.processor() or platform.machine()
+
+
+def peaky_log_probs(n, frames, classes, seed=0):
+    """CTC outputs shaped like a trained model's: mostly blank, with label spikes."""
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(n, frames, classes, generator=g) * 2
+    spikes = torch.randint(1, classes, (n, frames), generator=g)
+    logits.scatter_add_(2, spikes.unsqueeze(-1), torch.full((n, frames, 1), 4.0))
+    logits[:, :, 0] += 3.0 * (torch.rand(n, frames, generator=g) < 0.6)
+    return logits.log_softmax(-1)
+
+
+@pytest.fixture(scope="session")
+def sizes():
+    return N, ANCHOR_N
