@@ -7,6 +7,9 @@ Switches (environment variables):
   TORCH_CUDA_ARCH_LIST    GPU architectures to compile for, e.g. "8.0;9.0+PTX". Unset and no
                           GPU visible: DEFAULT_CUDA_ARCHS below.
   MAX_JOBS                parallel compile jobs for ninja.
+  CRNN_FAST_SANITIZE=1    compile and link the C++ kernels with AddressSanitizer and
+                          UndefinedBehaviorSanitizer (-O1, frame pointers kept); run Python
+                          with the ASan runtime preloaded (see the README, "Development").
 """
 
 import glob
@@ -88,6 +91,11 @@ def get_extension(with_cuda):
     sources = [os.path.join("csrc", "ops.cpp")] + sorted(glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
     common = ["-O3", f"-DTORCH_TARGET_VERSION={TORCH_TARGET_VERSION}"]
     extra_compile_args = {"cxx": common + ["-std=c++17", "-fvisibility=hidden"]}
+    extra_link_args = []
+    if env_flag("CRNN_FAST_SANITIZE"):
+        sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
+        extra_compile_args["cxx"] += ["-O1", "-g", *sanitize]  # the last -O wins
+        extra_link_args += sanitize
     define_macros = []
     extension = CppExtension
     if with_cuda:
@@ -101,6 +109,7 @@ def get_extension(with_cuda):
         include_dirs=[os.path.join(ROOT, "csrc")],
         define_macros=define_macros,
         extra_compile_args=extra_compile_args,
+        extra_link_args=extra_link_args,
         py_limited_api=True,
     )
 

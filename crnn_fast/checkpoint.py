@@ -9,15 +9,15 @@ import torch
 from .model import CRNN, ModelConfig
 
 
-def save(state: dict, path) -> None:
-    """Writes ``state`` to ``path`` atomically: a temp file in the same folder, fsync'd,
-    then renamed over ``path``. A crash or a full disk leaves the previous file intact."""
+def _write_atomic(path, write) -> None:
+    """Calls ``write(file)`` on a temp file in ``path``'s folder, fsyncs it, then renames
+    it over ``path``: a crash or a full disk leaves the previous file intact."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -29,6 +29,16 @@ def save(state: dict, path) -> None:
         os.fsync(dir_fd)  # make the rename itself durable
     finally:
         os.close(dir_fd)
+
+
+def save(state: dict, path) -> None:
+    """Writes ``state`` to ``path`` atomically (temp file, fsync, rename)."""
+    _write_atomic(path, lambda f: torch.save(state, f))
+
+
+def write_text_atomic(path, text: str) -> None:
+    """Writes ``text`` (UTF-8) to ``path`` atomically (temp file, fsync, rename)."""
+    _write_atomic(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def load(path, map_location="cpu") -> dict:

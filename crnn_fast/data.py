@@ -304,6 +304,87 @@ def generate(
     return out_dir
 
 
+def merge(parts: list, out_dir: PathLike, *, remove: bool = False) -> Path:
+    """Joins caches of adjacent index ranges of one synthetic set (``generate`` with
+    ``start``/``stop``) into the cache of their union at ``out_dir``, written atomically;
+    the parts must tile their range without gaps or overlaps, in any order. The result
+    equals what one ``generate`` call over the union writes. ``remove`` deletes the parts
+    afterwards."""
+    if not parts:
+        raise ValueError("parts must name at least one cache")
+    parts = [_check_path(part, "parts") for part in parts]
+    out_dir = _check_path(out_dir, "out_dir")
+    metas = sorted(((_read_meta(part), part) for part in parts), key=lambda mp: mp[0]["start"])
+    first = metas[0][0]
+    same = {k: v for k, v in first.items() if k not in ("start", "stop")}
+    position = first["start"]
+    for meta, part in metas:
+        if {k: v for k, v in meta.items() if k not in ("start", "stop")} != same:
+            raise ValueError(f"{part} belongs to another set than {metas[0][1]} (their meta.json differ)")
+        if meta["start"] != position:
+            raise ValueError(f"the parts do not tile a range: {part} starts at {meta['start']}, expected {position}")
+        position = meta["stop"]
+    if out_dir.exists():
+        raise FileExistsError(f"out_dir {out_dir} already exists; delete it or choose another directory")
+    meta = {**first, "stop": position}
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    partial = out_dir.parent / f".{out_dir.name}.partial-{uuid.uuid4().hex}"
+    partial.mkdir()
+    try:
+        datasets = [load(part) for _, part in metas]
+        images = np.lib.format.open_memmap(partial / "images.npy", mode="w+", dtype=np.uint8,
+                                           shape=(position - first["start"], meta["height"], meta["width"]))
+        row = 0
+        for dataset in datasets:
+            images[row : row + len(dataset)] = dataset.images
+            row += len(dataset)
+        images.flush()
+        del images
+        np.save(partial / "labels.npy", np.concatenate([d.labels for d in datasets]))
+        np.save(partial / "lengths.npy", np.concatenate([d.lengths for d in datasets]))
+        with open(partial / "meta.json", "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=2)
+        os.replace(partial, out_dir)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if remove:
+        for _, part in metas:
+            shutil.rmtree(part)
+    return out_dir
+
+
+def generate_distributed(n: int, seed: int, out_dir: PathLike, *, length: int = LENGTH,
+                         workers: Optional[int] = None, progress: bool = True) -> Path:
+    """``generate`` shared by the processes of a ``torch.distributed`` group (every rank
+    calls it): each renders its contiguous share of the ``n`` samples, then rank 0 joins
+    the shares into ``out_dir``. ``out_dir`` must be on a filesystem all ranks see. The
+    cache is the same for any number of processes; ``workers`` is per process (default:
+    this machine's CPUs divided among its ranks)."""
+    from . import distributed
+
+    ctx = distributed.context()
+    out_dir = _check_path(out_dir, "out_dir")
+    if out_dir.exists():  # every rank sees it, so every rank stops here (no rank left waiting)
+        raise FileExistsError(f"out_dir {out_dir} already exists; delete it or choose another directory")
+    if workers is None:
+        workers = max(1, (os.cpu_count() or 1) // ctx.local_world)
+    parts_root = out_dir.parent / f".{out_dir.name}.parts-of-{ctx.world}"
+    share = ctx.shard(n)
+    part = parts_root / f"rank-{ctx.rank}"
+    shutil.rmtree(part, ignore_errors=True)  # left by an interrupted run
+    if len(share):
+        generate(n, seed, part, workers=workers, length=length, progress=progress and ctx.main,
+                 start=share.start, stop=share.stop)
+    distributed.barrier()
+    if ctx.main:
+        shares = [parts_root / f"rank-{r}" for r in range(ctx.world)]
+        merge([p for p in shares if (p / "meta.json").is_file()], out_dir, remove=True)
+        shutil.rmtree(parts_root, ignore_errors=True)
+    distributed.barrier()
+    return out_dir
+
+
 def load(directory: PathLike, mmap: bool = True) -> CaptchaDataset:
     """Opens a cache written by ``generate``; with ``mmap`` the arrays are read-only memory maps."""
     directory = _check_path(directory, "directory")
@@ -354,7 +435,12 @@ def synthetic(
     seed = SPLIT_SEEDS[split]
     directory = root / f"{split}-n{n}-len{length}-seed{seed}"
     if not (directory / "meta.json").is_file():
-        generate(n, seed, directory, workers=workers, length=length, progress=progress)
+        from . import distributed
+
+        if distributed.context().world > 1:  # under torchrun: every rank renders a share
+            generate_distributed(n, seed, directory, workers=workers, length=length, progress=progress)
+        else:
+            generate(n, seed, directory, workers=workers, length=length, progress=progress)
     return load(directory)
 
 
@@ -480,7 +566,8 @@ def main(argv: Optional[list[str]] = None) -> None:
         prog="python -m crnn_fast.data",
         description="Render a reproducible synthetic CAPTCHA set into a memory-mappable cache directory.",
     )
-    parser.add_argument("--n", type=_int_at_least(1), required=True, help="size of the whole set")
+    # --size: the same, for torchrun, whose own parser rejects "--n" as ambiguous
+    parser.add_argument("--n", "--size", dest="n", type=_int_at_least(1), required=True, help="size of the whole set")
     parser.add_argument("--seed", type=_int_at_least(0), required=True, help=f"set seed; the splits use {SPLIT_SEEDS}")
     parser.add_argument("--out", required=True, help="cache directory to create")
     parser.add_argument("--workers", type=_int_at_least(1), help="processes (default: all CPUs)")
@@ -491,6 +578,22 @@ def main(argv: Optional[list[str]] = None) -> None:
     args = parser.parse_args(argv)
 
     began = time.perf_counter()
+    from . import distributed
+
+    if distributed.launched():  # torchrun: the processes share the work
+        if args.start != 0 or args.stop is not None:
+            parser.error("--start/--stop shard by hand; under torchrun the processes share the range themselves")
+        ctx, _ = distributed.init("cpu")
+        try:
+            out = generate_distributed(args.n, args.seed, args.out, workers=args.workers, length=args.length,
+                                       progress=not args.no_progress)
+        except (ValueError, FileExistsError) as err:
+            parser.error(str(err))
+        finally:
+            distributed.close()
+        if ctx.main:
+            print(f"wrote {args.n} images to {out} in {time.perf_counter() - began:.1f} s ({ctx.world} processes)")
+        return
     try:
         out = generate(
             args.n, args.seed, args.out, workers=args.workers, length=args.length,

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import checkpoint, data
+from . import checkpoint, data, distributed
 from .ops import SequenceMetrics, ctc_beam_search, ctc_greedy_decode
 
 DECODERS = ("greedy", "beam")
@@ -59,10 +59,12 @@ def tokens_of(dataset: data.CaptchaDataset) -> tuple[torch.Tensor, torch.Tensor]
 
 
 @torch.no_grad()
-def evaluate(model, dataset: data.CaptchaDataset, device, batch_size: int = 1024, progress: bool = True,
+def evaluate(model, dataset: data.CaptchaDataset, device, batch_size: Optional[int] = None, progress: bool = True,
              confusions: int = 10, decoder: str = "greedy", beam_width: int = 10) -> dict:
-    """Metrics of ``model`` on ``dataset``, computed in batches on ``device``."""
+    """Metrics of ``model`` on ``dataset``, computed in batches on ``device`` (default
+    batch size: 1024 on a GPU, 64 on the CPU, where large batches run slower)."""
     device = torch.device(device)
+    batch_size = batch_size or (1024 if device.type == "cuda" else 64)
     model.eval()
     alphabet = model.config.alphabet
     if tuple(dataset.images.shape[1:]) != (model.config.height, model.config.width):
@@ -78,32 +80,40 @@ def evaluate(model, dataset: data.CaptchaDataset, device, batch_size: int = 1024
     ref_lengths = torch.from_numpy(np.asarray(dataset.lengths, dtype=np.int64)).to(device)
     metrics = SequenceMetrics(case_fold_map(alphabet))
     wrong_hyp, wrong_ref = [], []
+    ctx = distributed.context()
+    shard = ctx.shard(len(dataset))  # under torchrun each rank reads its share; the sums are reduced
     start = time.perf_counter()
-    for lo in tqdm(range(0, len(dataset), batch_size), desc="evaluate", unit="batch", disable=not progress):
-        images = torch.from_numpy(np.array(dataset.images[lo : lo + batch_size])).to(device, non_blocking=True)
+    batches = range(shard.start, shard.stop, batch_size)
+    for lo in tqdm(batches, desc="evaluate", unit="batch", disable=not (progress and ctx.main)):
+        hi = min(lo + batch_size, shard.stop)
+        images = torch.from_numpy(np.array(dataset.images[lo:hi])).to(device, non_blocking=True)
         with autocast(device):
             log_probs = model(images)
         tokens, lengths, _ = decode(log_probs, decoder, beam_width)
-        ref, ref_len = refs[lo : lo + batch_size], ref_lengths[lo : lo + batch_size]
+        ref, ref_len = refs[lo:hi], ref_lengths[lo:hi]
         distances = metrics.update(tokens, lengths, ref, ref_len)
         if confusions:
             wrong = distances > 0
-            wrong_hyp.append(tokens[wrong].cpu())
-            wrong_ref.append(ref[wrong].cpu())
-    result = metrics.compute()
+            wrong_hyp += tokens[wrong].cpu().tolist()
+            wrong_ref += ref[wrong].cpu().tolist()
+    result = metrics.all_reduce().compute()
     result["decoder"] = decoder if decoder == "greedy" else f"beam (width {beam_width})"
     result["seconds"] = time.perf_counter() - start
     result["images_per_s"] = len(dataset) / result["seconds"]
-    if confusions and wrong_hyp:
-        result["confusions"] = confusion_pairs(torch.cat(wrong_hyp), torch.cat(wrong_ref), alphabet, confusions)
+    if confusions:
+        gathered = distributed.gather_to_main((wrong_hyp, wrong_ref))
+        if gathered is not None:
+            pairs = [pair for hyp, ref in gathered for pair in zip(hyp, ref)]
+            result["confusions"] = confusion_pairs(pairs, alphabet, confusions)
     return result
 
 
-def confusion_pairs(hyp: torch.Tensor, ref: torch.Tensor, alphabet: str, top: int) -> list:
-    """The most frequent (true, read) character pairs among misread samples whose
-    prediction has the right length (position by position)."""
+def confusion_pairs(pairs, alphabet: str, top: int) -> list:
+    """The most frequent (true, read) character pairs among misread samples, given as
+    (hypothesis, reference) token-id lists, whose prediction has the right length
+    (compared position by position)."""
     counts = Counter()
-    for h, r in zip(hyp.tolist(), ref.tolist()):
+    for h, r in pairs:
         h, r = [t for t in h if t > 0], [t for t in r if t > 0]
         if len(h) == len(r):
             counts.update((alphabet[b - 1], alphabet[a - 1]) for a, b in zip(h, r) if a != b)
@@ -143,26 +153,31 @@ def main(argv=None) -> int:
     parser.add_argument("--n-test", type=int, default=10_000, help="size of the synthetic test split (default: 10000)")
     parser.add_argument("--decoder", choices=DECODERS, default="greedy", help="CTC decoder (default: greedy)")
     parser.add_argument("--beam-width", type=int, default=10, help="beam width of --decoder beam (default: 10)")
-    parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch-size", type=int, help="images per batch (default: 1024 on a GPU, 64 on the CPU)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto; "
+                        "under torchrun each rank takes the GPU of its LOCAL_RANK)")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     args = parser.parse_args(argv)
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         parser.error("--batch-size must be >= 1")
     if args.n_test < 1:
         parser.error("--n-test must be >= 1")
     if args.beam_width < 1:
         parser.error("--beam-width must be >= 1")
     try:
-        model = checkpoint.load_model(args.checkpoint, args.device)
+        ctx, device = distributed.init(args.device)  # under torchrun: one shard of the data per rank
+        model = checkpoint.load_model(args.checkpoint, device)
         config = model.config
         dataset = load_eval_data(args.data, config.alphabet, args.n_test, args.data_dir, config.height, config.width)
-        result = evaluate(model, dataset, args.device, args.batch_size, progress=not args.json,
+        result = evaluate(model, dataset, device, args.batch_size, progress=not args.json,
                           decoder=args.decoder, beam_width=args.beam_width)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(json.dumps(result, indent=2) if args.json else format_report(result))
+    finally:
+        distributed.close()
+    if ctx.main:
+        print(json.dumps(result, indent=2) if args.json else format_report(result))
     return 0
 
 

@@ -312,6 +312,24 @@ class SequenceMetrics:
         self.count += hyp.shape[0]
         return distances
 
+    def all_reduce(self) -> "SequenceMetrics":
+        """Sums the totals and the count over the ranks of the default ``torch.distributed``
+        process group, so that ``compute`` gives the metrics of the whole sharded data set
+        (sums, not averages of averages: exactly the single-process numbers). Every rank
+        must call it; without a process group it does nothing. Returns ``self``."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return self
+        device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+        sums = torch.zeros(6, dtype=torch.int64, device=device)
+        if self._totals is not None:
+            sums[:5] = self._totals.to(sums.device)
+        sums[5] = self.count
+        dist.all_reduce(sums, op=dist.ReduceOp.SUM)
+        self._totals, self.count = sums[:5], int(sums[5])
+        return self
+
     def compute(self) -> dict:
         """The metrics over every batch so far, as Python floats (see :func:`sequence_metrics`)."""
         exact, exact_folded, matches, edits, ref_tokens = self._totals.tolist() if self._totals is not None else [0] * 5

@@ -22,15 +22,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from . import checkpoint, data
-from .evaluate import autocast, case_fold_map, evaluate, format_report, load_eval_data, tokens_of
+from . import checkpoint, data, distributed
+from .evaluate import autocast, evaluate, format_report, load_eval_data, tokens_of
 from .model import ARCHS, CRNN, ModelConfig
-from .ops import SequenceMetrics, ctc_greedy_decode
 
 
 @dataclass
@@ -71,40 +69,41 @@ PRESETS = {
 PLOT_EVERY_S = 30  # redraw curves.png at most this often (and after the last epoch)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda was asked for but no CUDA GPU is visible")
-    return device
-
-
-def load_split(config: TrainConfig, split: str, alphabet: Optional[str] = None) -> data.CaptchaDataset:
+def load_split(config: TrainConfig, split: str, alphabet: Optional[str] = None,
+               progress: bool = True) -> data.CaptchaDataset:
     folder = {"train": config.train_dir, "val": config.val_dir, "test": config.test_dir}[split]
     n = {"train": config.n_train, "val": config.n_val, "test": config.n_test}[split]
     if folder is None:
-        return data.synthetic(config.data_dir, split, n)
+        return data.synthetic(config.data_dir, split, n, progress=progress)
     return load_eval_data(folder, alphabet, n, config.data_dir, 40, 150)
 
 
-def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def augment(images: torch.Tensor, generator: torch.Generator, rows: Optional[slice] = None,
+            total: Optional[int] = None) -> torch.Tensor:
     """Small random affine warps, contrast/brightness changes and noise, batched on the
-    images' device. ``images``: (B, H, W) float in [0, 1]."""
+    images' device. ``images``: (B, H, W) float in [0, 1].
+
+    The random draws are made for a batch of ``total`` images (default B) of which
+    ``images`` are the ``rows``: the ranks of a distributed run, each holding a slice of
+    the global batch, then augment exactly as one process augmenting the whole batch."""
     B = images.shape[0]
-    rand = lambda *shape: torch.rand(*shape, generator=generator, device=images.device)  # noqa: E731
-    angle = (rand(B) - 0.5) * math.radians(6)
-    scale = 1 + (rand(B) - 0.5) * 0.12
+    total = B if total is None else total
+    rows = slice(0, B) if rows is None else rows
+    rand = lambda *shape: torch.rand(total, *shape, generator=generator, device=images.device)[rows]  # noqa: E731
+    angle = (rand() - 0.5) * math.radians(6)
+    scale = 1 + (rand() - 0.5) * 0.12
+    shift = (rand(2) - 0.5) * 0.08
+    contrast = 0.75 + 0.5 * rand(1, 1)
+    brightness = (rand(1, 1) - 0.5) * 0.2
+    noise = torch.randn((total, *images.shape[1:]), generator=generator, device=images.device)[rows]
     theta = torch.zeros(B, 2, 3, device=images.device)
     theta[:, 0, 0], theta[:, 0, 1] = torch.cos(angle) / scale, -torch.sin(angle) / scale
     theta[:, 1, 0], theta[:, 1, 1] = torch.sin(angle) / scale, torch.cos(angle) / scale
-    theta[:, :, 2] = (rand(B, 2) - 0.5) * 0.08
+    theta[:, :, 2] = shift
     grid = F.affine_grid(theta, (B, 1, *images.shape[1:]), align_corners=False)
     x = F.grid_sample(images.unsqueeze(1), grid, padding_mode="border", align_corners=False).squeeze(1)
-    contrast = 0.75 + 0.5 * rand(B, 1, 1)
-    brightness = (rand(B, 1, 1) - 0.5) * 0.2
     x = (x - 0.5) * contrast + 0.5 + brightness
-    x = x + 0.03 * torch.randn(x.shape, generator=generator, device=x.device)
+    x = x + 0.03 * noise
     return x.clamp_(0, 1)
 
 
@@ -150,16 +149,32 @@ def plot_history(history: list, path: Path) -> None:
 
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
-    """Runs (or resumes) a training run; returns the test metrics."""
+    """Runs (or resumes) a training run; returns the test metrics.
+
+    Under torchrun every process runs this: DistributedDataParallel over the ranks,
+    ``config.batch_size`` the global batch (each rank takes its 1/world slice of every
+    batch), and only rank 0 writes files."""
     out = Path(config.out)
-    device = resolve_device(config.device)
+    ctx, device = distributed.init(config.device)
+    try:
+        return _train(config, resume, progress and ctx.main, ctx, device, out)
+    finally:
+        distributed.close()
+
+
+def _train(config: TrainConfig, resume: bool, progress: bool, ctx: distributed.Context, device: torch.device,
+           out: Path) -> dict:
     state = checkpoint.load(out / "last.pt") if resume else None
     if state is not None:
         config = TrainConfig(**{**state["train_config"], "epochs": config.epochs, "device": config.device})
+    if config.batch_size % ctx.world:
+        raise ValueError(f"batch_size {config.batch_size} (the global batch) must be a multiple of the number "
+                         f"of processes, {ctx.world}")
+    local_batch = config.batch_size // ctx.world
 
-    train_set = load_split(config, "train")
+    train_set = load_split(config, "train", progress=progress)
     alphabet = train_set.alphabet if state is None else state["model_config"]["alphabet"]
-    val_set = load_split(config, "val", alphabet)
+    val_set = load_split(config, "val", alphabet, progress=progress)
     height, width = train_set.images.shape[1:]
     model_config = ModelConfig(alphabet=alphabet, arch=config.arch, height=height, width=width)
     if state is not None:
@@ -167,56 +182,73 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     torch.manual_seed(config.seed)
     model = CRNN(model_config).to(device)
 
-    images = torch.from_numpy(np.array(train_set.images)).to(device)  # a writable in-RAM copy
     targets, target_lengths = tokens_of(train_set)
-    targets = targets.to(device)
     steps_per_epoch = len(train_set) // config.batch_size
     if steps_per_epoch == 0:
         raise ValueError(f"batch_size {config.batch_size} is larger than the training set ({len(train_set)})")
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(steps_per_epoch * config.epochs, config.warmup))
-    ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
     history, start_epoch, skipped = [], 0, 0
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         history, start_epoch, skipped = state["history"], state["epoch"] + 1, state["skipped_steps"]
-    out.mkdir(parents=True, exist_ok=True)
+    # DDP averages the ranks' gradients: with equal slices of the global batch that is
+    # the gradient of the global batch's mean loss, as in one process.
+    net = torch.nn.parallel.DistributedDataParallel(model) if ctx.world > 1 else model
+    if ctx.main:
+        out.mkdir(parents=True, exist_ok=True)
+        # A run killed after its checkpoint but before its log line (or the reverse) still
+        # logs each finished epoch exactly once: the log restarts from the checkpoint.
+        checkpoint.write_text_atomic(out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
     best = max((h["val"]["exact"] for h in history), default=-1.0)
+    best_weights = None
     last_plot = -math.inf
     frames = model.frames
-    print(f"training {config.arch} on {device}: {len(train_set)} images, {len(val_set)} validation, "
-          f"{frames} frames, epochs {start_epoch + 1}..{config.epochs}, out {out}", file=sys.stderr)
+    if ctx.main:
+        print(f"training {config.arch} on {device}{f' x {ctx.world} processes' if ctx.world > 1 else ''}: "
+              f"{len(train_set)} images, {len(val_set)} validation, {frames} frames, batch {config.batch_size}, "
+              f"epochs {start_epoch + 1}..{config.epochs}, out {out}", file=sys.stderr)
 
     for epoch in range(start_epoch, config.epochs):
         model.train()
         # Every epoch's order, augmentation and dropout depend on (seed, epoch) only, so a
         # resumed run repeats exactly what the interrupted one would have done.
         epoch_seed = config.seed * 100_003 + epoch
-        torch.manual_seed(epoch_seed)
+        torch.manual_seed(epoch_seed + 7919 * ctx.rank)  # dropout: its own stream per rank
         order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(epoch_seed))
+        # This rank's slice of every global batch, in step order: its share of the data
+        # set for the epoch, copied from the (memory-mapped) cache to the device once.
+        mine = order[: steps_per_epoch * config.batch_size].view(steps_per_epoch, ctx.world, local_batch)[:, ctx.rank]
+        mine = mine.reshape(-1)
+        images = torch.from_numpy(train_set.images[mine.numpy()]).to(device)
+        epoch_targets, epoch_lengths = targets[mine].to(device), target_lengths[mine]
+        rows = slice(ctx.rank * local_batch, (ctx.rank + 1) * local_batch)
         aug_gen = torch.Generator(device=device).manual_seed(epoch_seed)
-        total_loss, counted, seen, t0 = 0.0, 0, 0, time.perf_counter()
+        loss_sum, counted, seen, t0 = 0.0, 0, 0, time.perf_counter()
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress)
         for step in bar:
-            idx = order[step * config.batch_size : (step + 1) * config.batch_size].to(device)
-            x = images[idx].float().div_(255)
+            batch = slice(step * local_batch, (step + 1) * local_batch)
+            x = images[batch].float().div_(255)
             if config.augment:
-                x = augment(x, aug_gen)
+                x = augment(x, aug_gen, rows, config.batch_size)
             with autocast(device):
-                log_probs = model(x)
-            lengths = target_lengths[idx.cpu()]
-            batch_targets = targets[idx]
+                log_probs = net(x)
+            lengths = epoch_lengths[batch]
+            batch_targets = epoch_targets[batch]
             flat = batch_targets[batch_targets > 0].cpu()  # 1-D int32 on the CPU: cuDNN's CTC layout
-            input_lengths = torch.full((len(idx),), frames, dtype=torch.int32)
+            input_lengths = torch.full((local_batch,), frames, dtype=torch.int32)
             log_probs_tbc = log_probs.transpose(0, 1)
-            if epoch == start_epoch and step == 0:
+            if epoch == start_epoch and step == 0 and ctx.main:
                 print(f"CTC loss implementation: {ctc_backend(log_probs_tbc, flat, input_lengths, lengths)}",
                       file=sys.stderr)
-            loss = ctc(log_probs_tbc, flat, input_lengths, lengths)
+            loss = F.ctc_loss(log_probs_tbc, flat, input_lengths, lengths, blank=0, zero_infinity=True)
             optimizer.zero_grad(set_to_none=True)
-            if not torch.isfinite(loss):
+            # The global batch's mean loss; every rank sees the same value, so all of them
+            # agree to skip a non-finite step (one rank skipping alone would hang DDP).
+            loss_value = distributed.all_reduce_sum(loss.detach().double()).item() / ctx.world
+            if not math.isfinite(loss_value):
                 skipped += 1  # a bad batch is dropped, not fatal
                 scheduler.step()
                 continue
@@ -224,44 +256,57 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
             optimizer.step()
             scheduler.step()
-            total_loss += loss.item()
-            counted += 1
-            seen += len(idx)
+            loss_sum, counted, seen = loss_sum + loss_value, counted + 1, seen + config.batch_size
             if step % 20 == 0:
-                bar.set_postfix(loss=f"{total_loss / counted:.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+                bar.set_postfix(loss=f"{loss_sum / counted:.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
         train_seconds = time.perf_counter() - t0
+        del images
+        distributed.broadcast_(model.buffers())  # BatchNorm statistics: rank 0's, as saved
         val = evaluate(model, val_set, device, progress=False, confusions=0)
-        record = {"epoch": epoch + 1, "train_loss": total_loss / max(counted, 1), "lr": scheduler.get_last_lr()[0],
+        record = {"epoch": epoch + 1, "train_loss": loss_sum / max(counted, 1), "lr": scheduler.get_last_lr()[0],
                   "train_images_per_s": seen / train_seconds, "train_seconds": train_seconds,
-                  "skipped_steps": skipped, "val": val}
+                  "skipped_steps": skipped, "processes": ctx.world, "val": val}
         history.append(record)
-        print(f"epoch {epoch + 1}: loss {record['train_loss']:.4f}, val exact {100 * val['exact']:.2f}%, "
-              f"char acc {100 * val['char_acc']:.2f}%, {record['train_images_per_s']:.0f} images/s", file=sys.stderr)
+        improved = val["exact"] > best  # the same on every rank: the metrics are reduced
+        if improved:
+            best = val["exact"]
+            best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if not ctx.main:
+            continue
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "model_config": asdict(model_config),
                  "train_config": asdict(config), "epoch": epoch, "history": history, "skipped_steps": skipped}
-        checkpoint.save(state, out / "last.pt")
-        if val["exact"] > best:
-            best = val["exact"]
+        print(f"epoch {epoch + 1}: loss {record['train_loss']:.4f}, val exact {100 * val['exact']:.2f}%, "
+              f"char acc {100 * val['char_acc']:.2f}%, {record['train_images_per_s']:.0f} images/s", file=sys.stderr)
+        if improved:  # best.pt first: a run killed in between redoes this epoch, identically
             checkpoint.save(state, out / "best.pt")
+        checkpoint.save(state, out / "last.pt")
         with open(out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
         if epoch + 1 == config.epochs or time.perf_counter() - last_plot > PLOT_EVERY_S:
             plot_history(history, out / "curves.png")
             last_plot = time.perf_counter()
 
-    best_model = checkpoint.load_model(out / "best.pt", device)
-    test_set = load_split(config, "test", alphabet)
+    # The best epoch's weights: kept in memory by every rank (no shared filesystem needed),
+    # or, when this run resumed after its best epoch, read back from best.pt.
+    best_model = CRNN(model_config).to(device)
+    if best_weights is not None:
+        best_model.load_state_dict(best_weights)
+    else:
+        best_model = checkpoint.load_model(out / "best.pt", device)
+    test_set = load_split(config, "test", alphabet, progress=progress)
     test = evaluate(best_model, test_set, device, progress=progress)
-    report = {"test": test, "train_config": asdict(config), "model_config": asdict(model_config),
-              "history": history, "device": str(device), "torch": torch.__version__,
-              "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
-    (out / "report.json").write_text(json.dumps(report, indent=2))
+    if ctx.main:
+        report = {"test": test, "train_config": asdict(config), "model_config": asdict(model_config),
+                  "history": history, "device": str(device), "processes": ctx.world, "torch": torch.__version__,
+                  "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
+        checkpoint.write_text_atomic(out / "report.json", json.dumps(report, indent=2))
     return test
 
 
 def build_config(args) -> TrainConfig:
-    preset = args.preset or ("gpu" if resolve_device(args.device or "auto").type == "cuda" else "cpu")
+    gpu = torch.cuda.is_available() and not (args.device or "auto").startswith("cpu")
+    preset = args.preset or ("gpu" if gpu else "cpu")
     if args.preset is None and preset == "cpu":
         print("no GPU visible: using the CPU preset (--preset cpu); pass --preset gpu for the full recipe",
               file=sys.stderr)

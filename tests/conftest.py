@@ -15,3 +15,11 @@ DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=
 @pytest.fixture(params=DEVICES)
 def device(request):
     return request.param
+
+
+@pytest.fixture(scope="session")
+def tiny_set(tmp_path_factory):
+    """A 16-image synthetic cache (rendered once per test session)."""
+    from crnn_fast import data
+
+    return str(data.generate(16, 0, tmp_path_factory.mktemp("data") / "set16", workers=1, progress=False))

@@ -369,8 +369,8 @@ def test_cli_as_a_module_with_worker_processes(base, tmp_path):
 @pytest.mark.parametrize(
     "argv, match",
     [
-        (["--n", "0", "--seed", "0"], "argument --n: must be an integer >= 1, got '0'"),
-        (["--n", "ten", "--seed", "0"], "argument --n: must be an integer >= 1, got 'ten'"),
+        (["--n", "0", "--seed", "0"], "argument --n/--size: must be an integer >= 1, got '0'"),
+        (["--n", "ten", "--seed", "0"], "argument --n/--size: must be an integer >= 1, got 'ten'"),
         (["--n", "3", "--seed", "-2"], "argument --seed: must be an integer >= 0"),
         (["--n", "3", "--seed", "0", "--length", "0"], "argument --length: must be an integer >= 1"),
         (["--n", "3", "--seed", "0", "--workers", "0"], "argument --workers: must be an integer >= 1"),

@@ -3,17 +3,16 @@
 import csv
 import json
 import math
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
 from PIL import Image
 
 from crnn_fast import checkpoint, data, evaluate, predict, train
-
-
-@pytest.fixture(scope="module")
-def tiny_set(tmp_path_factory):
-    return str(data.generate(16, 0, tmp_path_factory.mktemp("data") / "set16", workers=1, progress=False))
 
 
 def tiny_config(tiny_set, out, **overrides):
@@ -135,3 +134,36 @@ def test_lr_schedule_warms_up_then_decays():
     assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(values[9:], values[10:])) and values[-1] >= 0.01
     assert not any(math.isnan(v) for v in values)
+
+
+def test_sigkill_mid_epoch_then_resume(tmp_path):
+    """A run killed with SIGKILL keeps every finished epoch; --resume then ends exactly
+    where the uninterrupted run ends."""
+    folder = str(data.generate(48, 3, tmp_path / "set48", workers=1, progress=False))
+    common = dict(train_dir=folder, val_dir=folder, test_dir=folder, batch_size=4, epochs=5)
+    killed = tmp_path / "killed"
+    argv = [sys.executable, "-m", "crnn_fast.train", "--preset", "tiny", "--train-dir", folder, "--val-dir", folder,
+            "--test-dir", folder, "--batch-size", "4", "--epochs", "5", "--lr", "3e-3", "--no-augment",
+            "--device", "cpu", "--out", str(killed), "--no-progress"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while not (killed / "last.pt").is_file() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)  # during epoch 2
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    done = checkpoint.load(killed / "last.pt")["epoch"] + 1
+    assert 1 <= done < 5
+
+    train.train(tiny_config(folder, killed, **common), resume=True, progress=False)
+    whole = tmp_path / "whole"
+    train.train(tiny_config(folder, whole, **common), progress=False)
+    resumed, uninterrupted = (checkpoint.load(p / "last.pt")["history"] for p in (killed, whole))
+    assert [h["epoch"] for h in resumed] == [1, 2, 3, 4, 5]
+    assert [h["train_loss"] for h in resumed] == pytest.approx([h["train_loss"] for h in uninterrupted], rel=1e-6)
+    assert [h["val"] for h in resumed][-1]["exact"] == uninterrupted[-1]["val"]["exact"]
+    lines = [json.loads(line)["epoch"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert lines == [1, 2, 3, 4, 5]  # rewritten from the checkpoint: no epoch lost or repeated
