@@ -1,9 +1,12 @@
 """Shared inputs of the benchmark suite.
 
-Run:  pytest benchmarks/ --benchmark-only [--benchmark-json results/bench.json]
+Run:  pytest benchmarks/ --benchmark-only --benchmark-json results/bench-<machine>.json
+      python -m benchmarks.report results/bench-<machine>.json      # table + plot
 Size: CRNN_FAST_BENCH_N sequences for crnn_fast (default 100000) and
       CRNN_FAST_BENCH_ANCHOR_N for the anchors that decode one sequence per Python
       call (default 2000; their rows report per-sequence time on that subset).
+      CRNN_FAST_BENCH_IMAGES images for the end-to-end rows (default: 100000 with a
+      GPU, 10000 without).
 """
 
 import os
@@ -14,6 +17,12 @@ import torch
 
 N = int(os.environ.get("CRNN_FAST_BENCH_N", "100000"))
 ANCHOR_N = min(N, int(os.environ.get("CRNN_FAST_BENCH_ANCHOR_N", "2000")))
+IMAGES = int(os.environ.get("CRNN_FAST_BENCH_IMAGES", "100000" if torch.cuda.is_available() else "10000"))
+
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible")),
+]
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
@@ -32,6 +41,27 @@ def peaky_log_probs(n, frames, classes, seed=0):
     logits.scatter_add_(2, spikes.unsqueeze(-1), torch.full((n, frames, 1), 4.0))
     logits[:, :, 0] += 3.0 * (torch.rand(n, frames, generator=g) < 0.6)
     return logits.log_softmax(-1)
+
+
+def synchronized(fn, device):
+    """``fn`` followed by a CUDA synchronize when ``device`` is a GPU, so that a
+    benchmark times the kernels and not just their launch."""
+    if torch.device(device).type != "cuda":
+        return fn
+
+    def run(*args, **kwargs):
+        result = fn(*args, **kwargs)
+        torch.cuda.synchronize()
+        return result
+
+    return run
+
+
+def record(benchmark, group, items, **extra):
+    """Names the row for benchmarks/report.py: ``group`` is the comparison the row
+    belongs to and ``items`` the sequences (or pairs, images) one call handles."""
+    benchmark.group = group
+    benchmark.extra_info.update(group=group, items=items, **extra)
 
 
 @pytest.fixture(scope="session")

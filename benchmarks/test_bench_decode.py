@@ -1,15 +1,27 @@
 """CTC decoding throughput: crnn_fast against the decoders people use today, on the
-same inputs in the same run. Anchors that are not installed are skipped."""
+same inputs in the same run. Anchors that are not installed are skipped with the
+reason. Each anchor row also records how often its top-1 labelling differs from
+crnn_fast's and, where it does, which of the two labellings is more probable (by
+``torch.nn.functional.ctc_loss``, the exact sum over alignments)."""
+
+import itertools
 
 import numpy as np
 import pytest
 import torch
-from conftest import peaky_log_probs
+from conftest import DEVICES, peaky_log_probs, record, synchronized
 
 import crnn_fast
 
 SHAPES = [(18, 63), (37, 63)]
 BEAMS = [10, 32, 100]
+SPEECH = (200, 1024)  # frames, classes: a speech-sized vocabulary and length
+SPEECH_BEAMS = [10, 32]
+BATCHES = [1, 64, 1024, 16384]
+
+
+def shape_id(value):
+    return f"T{value[0]}-C{value[1]}" if isinstance(value, tuple) else str(value)
 
 
 def torch_greedy(log_probs, blank=0):
@@ -20,65 +32,183 @@ def torch_greedy(log_probs, blank=0):
     lengths = keep.sum(1)
     order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)
     tokens = torch.gather(best, 1, order)
-    tokens[torch.arange(best.shape[1]) >= lengths[:, None]] = -1
+    tokens[torch.arange(best.shape[1], device=best.device) >= lengths[:, None]] = -1
     return tokens, lengths
 
 
-@pytest.mark.parametrize("frames, classes", SHAPES, ids=lambda v: str(v))
-def test_greedy_crnn_fast(benchmark, sizes, frames, classes):
-    lp = peaky_log_probs(sizes[0], frames, classes)
-    benchmark.extra_info["sequences"] = sizes[0]
-    tokens, lengths = benchmark(crnn_fast.ctc_greedy_decode, lp)
+def top1(result):
+    return [row[:n] for row, n in zip(result.tokens[:, 0].tolist(), result.lengths[:, 0].tolist())]
+
+
+def labelling_log_prob(log_probs, labels):
+    """log P(labels | log_probs) summed over all alignments; log_probs (T, C)."""
+    if not labels:
+        return log_probs[:, 0].sum().item()
+    loss = torch.nn.functional.ctc_loss(log_probs[:, None].double(), torch.tensor([labels]), [log_probs.shape[0]],
+                                        [len(labels)], reduction="sum")
+    return -loss.item()
+
+
+def compare_top1(benchmark, log_probs, theirs, beam):
+    """Records where an anchor's top-1 labellings differ from crnn_fast's, and which is more probable."""
+    ours = top1(crnn_fast.ctc_beam_search(log_probs, beam_width=beam))
+    differ = better = worse = 0
+    for x, a, b in zip(log_probs, ours, theirs):
+        if a != b:
+            gap = labelling_log_prob(x, a) - labelling_log_prob(x, b)
+            differ, better, worse = differ + 1, better + (gap > 1e-6), worse + (gap < -1e-6)
+    benchmark.extra_info.update(top1_disagreements=differ, crnn_fast_more_probable=better, anchor_more_probable=worse)
+
+
+# --------------------------------------------------------------------- greedy
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
+def test_greedy_crnn_fast(benchmark, sizes, shape, device):
+    lp = peaky_log_probs(sizes[0], *shape).to(device)
+    record(benchmark, f"greedy {shape_id(shape)} {device}", sizes[0], library="crnn_fast", device=device)
+    tokens, lengths = benchmark(synchronized(crnn_fast.ctc_greedy_decode, device), lp)
     ref_tokens, ref_lengths = torch_greedy(lp)
     assert torch.equal(lengths.long(), ref_lengths) and torch.equal(tokens.long(), ref_tokens)
 
 
-@pytest.mark.parametrize("frames, classes", SHAPES, ids=lambda v: str(v))
-def test_greedy_torch_ops(benchmark, sizes, frames, classes):
-    lp = peaky_log_probs(sizes[0], frames, classes)
-    benchmark.extra_info["sequences"] = sizes[0]
-    benchmark(torch_greedy, lp)
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
+def test_greedy_torch_ops(benchmark, sizes, shape, device):
+    lp = peaky_log_probs(sizes[0], *shape).to(device)
+    record(benchmark, f"greedy {shape_id(shape)} {device}", sizes[0], library="torch ops", device=device)
+    benchmark(synchronized(torch_greedy, device), lp)
+
+
+# ------------------------------------------------------------ beam, CAPTCHA-sized
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("beam", BEAMS)
+@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
+def test_beam_crnn_fast(benchmark, sizes, shape, beam, device):
+    lp = peaky_log_probs(sizes[0], *shape).to(device)
+    record(benchmark, f"beam {beam} {shape_id(shape)}", sizes[0], library=f"crnn_fast {device}", device=device,
+           beam=beam)
+    run = synchronized(crnn_fast.ctc_beam_search, device)
+    run(lp[:64], beam_width=beam)  # warm-up (thread pool, CUDA context)
+    benchmark.pedantic(run, args=(lp,), kwargs=dict(beam_width=beam), rounds=1, iterations=1)
 
 
 @pytest.mark.parametrize("beam", BEAMS)
-@pytest.mark.parametrize("frames, classes", SHAPES, ids=lambda v: str(v))
-def test_beam_crnn_fast_cpu(benchmark, sizes, frames, classes, beam):
-    lp = peaky_log_probs(sizes[0], frames, classes)
-    benchmark.extra_info["sequences"] = sizes[0]
-    benchmark.pedantic(crnn_fast.ctc_beam_search, args=(lp,), kwargs=dict(beam_width=beam), rounds=1, iterations=1)
-
-
-@pytest.mark.parametrize("beam", BEAMS)
-@pytest.mark.parametrize("frames, classes", SHAPES, ids=lambda v: str(v))
-def test_beam_fast_ctc_decode(benchmark, sizes, frames, classes, beam):
+@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
+def test_beam_fast_ctc_decode(benchmark, sizes, shape, beam):
     fcd = pytest.importorskip("fast_ctc_decode")
-    lp = peaky_log_probs(sizes[1], frames, classes)
+    lp = peaky_log_probs(sizes[1], *shape)
     probs = lp.exp().numpy().astype(np.float32)
-    alphabet = "".join(chr(0x100 + c) for c in range(classes))  # blank first, one character per class
-    benchmark.extra_info["sequences"] = sizes[1]
+    alphabet = "".join(chr(0x100 + c) for c in range(shape[1]))  # blank first, one character per class
+    record(benchmark, f"beam {beam} {shape_id(shape)}", sizes[1], library="fast-ctc-decode", device="cpu", beam=beam)
 
     def run():
         return [fcd.beam_search(p, alphabet, beam_size=beam, beam_cut_threshold=0.0)[0] for p in probs]
 
     texts = benchmark.pedantic(run, rounds=1, iterations=1)
-    ours = crnn_fast.ctc_beam_search(lp, beam_width=beam)
-    ours_text = ["".join(chr(0x100 + c) for c in row[:n]) for row, n in zip(ours.tokens[:, 0].tolist(), ours.lengths[:, 0].tolist())]
-    benchmark.extra_info["top1_disagreements"] = sum(a != b for a, b in zip(texts, ours_text))
+    compare_top1(benchmark, lp, [[ord(ch) - 0x100 for ch in text] for text in texts], beam)
+
+
+def flashlight_decoder(beam, classes):
+    decoder = pytest.importorskip("flashlight.lib.text.decoder")
+    options = decoder.LexiconFreeDecoderOptions(
+        beam_size=beam, beam_size_token=classes, beam_threshold=1e9, lm_weight=0.0, sil_score=0.0, log_add=True,
+        criterion_type=decoder.CriterionType.CTC)
+    # No language model; the silence token is the blank, scored 0.
+    return decoder.LexiconFreeDecoder(options, decoder.ZeroLM(), 0, 0, [])
+
+
+def flashlight_decode(decoder, log_probs):
+    """Top-1 labelling per sequence: the path without its start/end tokens, collapsed."""
+    frames, classes = log_probs.shape[1:]
+    out = []
+    for x in log_probs:
+        path = decoder.decode(x.data_ptr(), frames, classes)[0].tokens[1:-1]
+        out.append([t for t, _ in itertools.groupby(path) if t != 0])
+    return out
 
 
 @pytest.mark.parametrize("beam", BEAMS)
-@pytest.mark.parametrize("frames, classes", SHAPES, ids=lambda v: str(v))
-def test_beam_pyctcdecode(benchmark, sizes, frames, classes, beam):
+@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
+def test_beam_flashlight_text(benchmark, sizes, shape, beam):
+    decoder = flashlight_decoder(beam, shape[1])
+    lp = peaky_log_probs(sizes[1], *shape).contiguous()
+    record(benchmark, f"beam {beam} {shape_id(shape)}", sizes[1], library="flashlight-text", device="cpu", beam=beam)
+    labels = benchmark.pedantic(flashlight_decode, args=(decoder, lp), rounds=1, iterations=1)
+    compare_top1(benchmark, lp, labels, beam)
+
+
+@pytest.mark.parametrize("beam", BEAMS)
+@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
+def test_beam_pyctcdecode(benchmark, sizes, shape, beam):
     pyctcdecode = pytest.importorskip("pyctcdecode")
-    lp = peaky_log_probs(sizes[1], frames, classes).numpy()
-    decoder = pyctcdecode.build_ctcdecoder([""] + [chr(0x100 + c) for c in range(1, classes)])
-    benchmark.extra_info["sequences"] = sizes[1]
-    benchmark.pedantic(lambda: [decoder.decode(x, beam_width=beam) for x in lp], rounds=1, iterations=1)
+    lp = peaky_log_probs(sizes[1], *shape)
+    decoder = pyctcdecode.build_ctcdecoder([""] + [chr(0x100 + c) for c in range(1, shape[1])])
+    record(benchmark, f"beam {beam} {shape_id(shape)}", sizes[1], library="pyctcdecode", device="cpu", beam=beam)
+    texts = benchmark.pedantic(lambda: [decoder.decode(x, beam_width=beam) for x in lp.numpy()], rounds=1, iterations=1)
+    compare_top1(benchmark, lp, [[ord(ch) - 0x100 for ch in text] for text in texts], beam)
 
 
-def test_beam_speech_like_crnn_fast(benchmark, sizes):
-    """A speech-sized vocabulary and length: C=1024, T=200, beam 32."""
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible")
+@pytest.mark.parametrize("beam", BEAMS)
+@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
+def test_beam_torchaudio_cuda(benchmark, sizes, shape, beam):
+    ta_decoder = pytest.importorskip("torchaudio.models.decoder")
+    lp = peaky_log_probs(sizes[0], *shape).cuda()
+    lengths = torch.full((sizes[0],), shape[0], dtype=torch.int32, device="cuda")
+    decoder = ta_decoder.cuda_ctc_decoder([str(c) for c in range(shape[1])], nbest=1, beam_size=beam,
+                                          blank_skip_threshold=1.0)
+    record(benchmark, f"beam {beam} {shape_id(shape)}", sizes[0], library="torchaudio cuda_ctc_decoder",
+           device="cuda", beam=beam)
+    hyps = benchmark.pedantic(synchronized(decoder, "cuda"), args=(lp, lengths), rounds=1, iterations=1)
+    compare_top1(benchmark, lp[: sizes[1]].cpu(), [list(h[0].tokens) for h in hyps[: sizes[1]]], beam)
+
+
+# ------------------------------------------------------------------ batch sizes
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("batch", BATCHES)
+def test_beam_batch_size(benchmark, sizes, batch, device):
+    """Throughput against the batch size (T=37, C=63, beam 10)."""
+    batch = min(batch, sizes[0])
+    lp = peaky_log_probs(batch, 37, 63).to(device)
+    record(benchmark, f"batch size {device}", batch, library=f"crnn_fast {device}", device=device, beam=10,
+           batch=batch)
+    benchmark(synchronized(crnn_fast.ctc_beam_search, device), lp, beam_width=10)
+
+
+# ---------------------------------------------------------- beam, speech-sized
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("beam", SPEECH_BEAMS)
+def test_speech_crnn_fast(benchmark, sizes, beam, device):
     n = max(1, sizes[0] // 100)
-    lp = peaky_log_probs(n, 200, 1024)
-    benchmark.extra_info["sequences"] = n
-    benchmark.pedantic(crnn_fast.ctc_beam_search, args=(lp,), kwargs=dict(beam_width=32), rounds=1, iterations=1)
+    lp = peaky_log_probs(n, *SPEECH).to(device)
+    record(benchmark, f"beam {beam} {shape_id(SPEECH)}", n, library=f"crnn_fast {device}", device=device, beam=beam)
+    benchmark.pedantic(synchronized(crnn_fast.ctc_beam_search, device), args=(lp,), kwargs=dict(beam_width=beam),
+                       rounds=1, iterations=1)
+
+
+@pytest.mark.parametrize("beam", SPEECH_BEAMS)
+def test_speech_fast_ctc_decode(benchmark, sizes, beam):
+    fcd = pytest.importorskip("fast_ctc_decode")
+    n = max(1, sizes[1] // 10)
+    lp = peaky_log_probs(n, *SPEECH)
+    alphabet = "".join(chr(0x100 + c) for c in range(SPEECH[1]))
+    record(benchmark, f"beam {beam} {shape_id(SPEECH)}", n, library="fast-ctc-decode", device="cpu", beam=beam)
+    probs = lp.exp().numpy().astype(np.float32)
+    texts = benchmark.pedantic(
+        lambda: [fcd.beam_search(p, alphabet, beam_size=beam, beam_cut_threshold=0.0)[0] for p in probs],
+        rounds=1, iterations=1)
+    compare_top1(benchmark, lp, [[ord(ch) - 0x100 for ch in text] for text in texts], beam)
+
+
+@pytest.mark.parametrize("beam", SPEECH_BEAMS)
+def test_speech_flashlight_text(benchmark, sizes, beam):
+    decoder = flashlight_decoder(beam, SPEECH[1])
+    n = max(1, sizes[1] // 10)
+    lp = peaky_log_probs(n, *SPEECH).contiguous()
+    record(benchmark, f"beam {beam} {shape_id(SPEECH)}", n, library="flashlight-text", device="cpu", beam=beam)
+    labels = benchmark.pedantic(flashlight_decode, args=(decoder, lp), rounds=1, iterations=1)
+    compare_top1(benchmark, lp, labels, beam)

@@ -1,0 +1,84 @@
+"""End to end: evaluating a CRNN on synthetic CAPTCHAs (forward + decode + metrics),
+stage by stage and whole, and training throughput for both architectures.
+
+Weights are random unless CRNN_FAST_BENCH_CHECKPOINT names a trained checkpoint (a
+trained model's peaky outputs make beam search faster). Images are the synthetic test
+split under CRNN_FAST_BENCH_DATA (default: data), generated on first use."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from conftest import DEVICES, IMAGES, record, synchronized
+
+import crnn_fast
+from crnn_fast import checkpoint, data, evaluate, train
+from crnn_fast.model import ARCHS, CRNN, ModelConfig
+
+DATA = os.environ.get("CRNN_FAST_BENCH_DATA", "data")
+BATCH = 1024
+
+
+@pytest.fixture(scope="module")
+def test_set():
+    return data.synthetic(DATA, "test", IMAGES, progress=False)
+
+
+def load_model(device):
+    path = os.environ.get("CRNN_FAST_BENCH_CHECKPOINT")
+    model = checkpoint.load_model(path, device) if path else CRNN(ModelConfig(alphabet=data.ALPHABET)).to(device)
+    return model.eval()
+
+
+@torch.no_grad()
+def forward_all(model, images, device):
+    outs = []
+    for lo in range(0, len(images), BATCH):
+        x = torch.from_numpy(np.array(images[lo : lo + BATCH])).to(device)
+        with evaluate.autocast(device):
+            outs.append(model(x).float())
+    return torch.cat(outs)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("stage", ["forward", "greedy", "beam 10", "metrics", "evaluate (greedy)", "evaluate (beam 10)"])
+def test_evaluate_stages(benchmark, test_set, stage, device):
+    model = load_model(device)
+    record(benchmark, f"evaluate {IMAGES} images {device}", IMAGES, library=f"crnn_fast {device}", device=device,
+           stage=stage)
+    run = synchronized(lambda fn, *a, **k: fn(*a, **k), device)
+    if stage.startswith("evaluate"):
+        decoder = "greedy" if "greedy" in stage else "beam"
+        result = benchmark.pedantic(run, args=(evaluate.evaluate, model, test_set, device),
+                                    kwargs=dict(progress=False, decoder=decoder), rounds=1, iterations=1)
+        benchmark.extra_info["exact"] = result["exact"]
+        return
+    log_probs = forward_all(model, test_set.images[:BATCH], device)  # warm-up
+    if stage == "forward":
+        benchmark.pedantic(run, args=(forward_all, model, test_set.images, device), rounds=1, iterations=1)
+        return
+    log_probs = forward_all(model, test_set.images, device)
+    if stage != "metrics":
+        benchmark.pedantic(run, args=(evaluate.decode, log_probs, stage.split()[0]), rounds=1, iterations=1)
+        return
+    tokens, lengths, _ = evaluate.decode(log_probs, "greedy")
+    refs, ref_lengths = evaluate.tokens_of(test_set)
+    benchmark.pedantic(run, args=(crnn_fast.sequence_metrics, tokens, lengths, refs.to(device), ref_lengths.to(device)),
+                       rounds=1, iterations=1)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_training_throughput(benchmark, tmp_path, arch, device):
+    """One epoch of the real training loop; the row's images/s is the loop's own."""
+    n = min(IMAGES, 20_000 if device == "cuda" else 2_000)
+    batch = 256 if device == "cuda" else 64
+    config = train.TrainConfig(preset="tiny", arch=arch, epochs=1, batch_size=batch, n_train=n, n_val=256, n_test=256,
+                               data_dir=DATA, out=str(tmp_path / "run"), device=device)
+    data.synthetic(DATA, "train", n, progress=False)
+    record(benchmark, f"training {device}", n - n % batch, library=f"crnn_fast {device}", device=device, arch=arch,
+           batch=batch)
+    benchmark.pedantic(train.train, args=(config,), kwargs=dict(progress=False), rounds=1, iterations=1)
+    history = checkpoint.load(tmp_path / "run" / "last.pt")["history"]
+    benchmark.extra_info["train_images_per_s"] = history[-1]["train_images_per_s"]
