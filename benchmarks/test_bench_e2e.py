@@ -17,7 +17,6 @@ from crnn_fast import checkpoint, data, evaluate, train
 from crnn_fast.model import ARCHS, CRNN, ModelConfig
 
 DATA = os.environ.get("CRNN_FAST_BENCH_DATA", "data")
-BATCH = 1024
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +30,16 @@ def load_model(device):
     return model.eval()
 
 
+def batch_size(device):
+    return 1024 if device.type == "cuda" else 64  # evaluate's defaults
+
+
 @torch.no_grad()
 def forward_all(model, images, device):
     outs = []
-    for lo in range(0, len(images), BATCH):
-        x = torch.from_numpy(np.array(images[lo : lo + BATCH])).to(device)
+    step = batch_size(device)
+    for lo in range(0, len(images), step):
+        x = torch.from_numpy(np.array(images[lo : lo + step])).to(device)
         with evaluate.autocast(device):
             outs.append(model(x).float())
     return torch.cat(outs)
@@ -44,9 +48,10 @@ def forward_all(model, images, device):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("stage", ["forward", "greedy", "beam 10", "metrics", "evaluate (greedy)", "evaluate (beam 10)"])
 def test_evaluate_stages(benchmark, test_set, stage, device):
+    device = torch.device(device)
     model = load_model(device)
-    record(benchmark, f"evaluate {IMAGES} images {device}", IMAGES, library=f"crnn_fast {device}", device=device,
-           stage=stage)
+    record(benchmark, f"evaluate {IMAGES} images {device}", IMAGES, library=f"crnn_fast {device}",
+           device=device.type, variant=stage)
     run = synchronized(lambda fn, *a, **k: fn(*a, **k), device)
     if stage.startswith("evaluate"):
         decoder = "greedy" if "greedy" in stage else "beam"
@@ -54,7 +59,7 @@ def test_evaluate_stages(benchmark, test_set, stage, device):
                                     kwargs=dict(progress=False, decoder=decoder), rounds=1, iterations=1)
         benchmark.extra_info["exact"] = result["exact"]
         return
-    log_probs = forward_all(model, test_set.images[:BATCH], device)  # warm-up
+    log_probs = forward_all(model, test_set.images[: batch_size(device)], device)  # warm-up
     if stage == "forward":
         benchmark.pedantic(run, args=(forward_all, model, test_set.images, device), rounds=1, iterations=1)
         return
@@ -77,8 +82,8 @@ def test_training_throughput(benchmark, tmp_path, arch, device):
     config = train.TrainConfig(preset="tiny", arch=arch, epochs=1, batch_size=batch, n_train=n, n_val=256, n_test=256,
                                data_dir=DATA, out=str(tmp_path / "run"), device=device)
     data.synthetic(DATA, "train", n, progress=False)
-    record(benchmark, f"training {device}", n - n % batch, library=f"crnn_fast {device}", device=device, arch=arch,
-           batch=batch)
+    record(benchmark, f"training {device}", n - n % batch, library=f"crnn_fast {device}", device=device,
+           variant=f"--arch {arch}, batch {batch}")
     benchmark.pedantic(train.train, args=(config,), kwargs=dict(progress=False), rounds=1, iterations=1)
     history = checkpoint.load(tmp_path / "run" / "last.pt")["history"]
     benchmark.extra_info["train_images_per_s"] = history[-1]["train_images_per_s"]

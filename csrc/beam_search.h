@@ -113,8 +113,11 @@ class Decoder {
 
  private:
   C10_HOST_DEVICE void step(const scalar_t* frame, int64_t sC, int64_t C, int64_t t, const Params& p) {
-    sort_top_classes(frame, sC, C);
-    count_cutoff(p);
+    if (p.prune) {  // the cutoff ranks classes before the stays need it
+      floor_ = -INFINITY;
+      sort_top_classes(frame, sC, C);
+      count_cutoff(p);
+    }
     build_table();
     heap_size_ = 0;
     int32_t order = 0;
@@ -146,6 +149,19 @@ class Decoder {
       }
       s.score = log_add(s.pb, s.pnb);
       push(s);
+    }
+
+    if (!p.prune) {
+      // With the beam full of stays, a class whose log-prob added to the best prefix's
+      // score cannot beat the worst stay never enters: rank only the classes above that
+      // floor (a prefix of the frame's ranking), lowered by a rounding margin.
+      floor_ = -INFINITY;
+      if (heap_size_ == L.K && size_ > 0) {
+        const float worst = heap_[0].score, best = beam_[0].score;
+        floor_ = (worst - best) - 1e-5f * (1.0f + fabsf(worst) + fabsf(best));
+      }
+      sort_top_classes(frame, sC, C);
+      cutoff_len_ = C;
     }
 
     // Extensions to prefixes not in the beam, best classes first.
@@ -192,13 +208,13 @@ class Decoder {
     }
   }
 
-  // The frame's top `sorted` classes, by log-prob desc then index asc (insertion into
-  // a short sorted list: most classes fail the first comparison).
+  // The frame's top `sorted` classes above `floor_`, by log-prob desc then index asc
+  // (insertion into a short sorted list: most classes fail the first comparison).
   C10_HOST_DEVICE void sort_top_classes(const scalar_t* frame, int64_t sC, int64_t C) {
     n_sorted_ = 0;
     for (int64_t c = 0; c < C; ++c) {
       const float v = static_cast<float>(frame[c * sC]);
-      if (n_sorted_ == L.sorted && !(v > sorted_lp_[n_sorted_ - 1])) continue;
+      if (!(v > floor_) || (n_sorted_ == L.sorted && !(v > sorted_lp_[n_sorted_ - 1]))) continue;
       int64_t i = n_sorted_ < L.sorted ? n_sorted_++ : n_sorted_ - 1;
       while (i > 0 && v > sorted_lp_[i - 1]) {
         sorted_lp_[i] = sorted_lp_[i - 1];
@@ -344,6 +360,7 @@ class Decoder {
   float* sorted_lp_;
   int32_t size_ = 0, heap_size_ = 0;
   int64_t n_sorted_ = 0, cutoff_len_ = 0;
+  float floor_ = -INFINITY;
 };
 
 }  // namespace beam
