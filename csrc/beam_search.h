@@ -227,13 +227,15 @@ class Decoder {
   }
 
   // How many of the sorted classes pass ctcdecode's pruning: ranks r < cutoff_top_n
-  // whose more probable classes sum to less than cutoff_prob (a prefix of the ranks).
+  // whose more probable classes sum to less than cutoff_prob (a prefix of the ranks);
+  // as in ctcdecode, cutoff_prob 1 applies no probability rule (rounding can make a
+  // frame's probabilities sum past 1).
   C10_HOST_DEVICE void count_cutoff(const Params& p) {
     cutoff_len_ = n_sorted_;
     if (!p.prune) return;
     double before = 0.0;
     for (int64_t r = 0; r < n_sorted_; ++r) {
-      if (r >= p.cutoff_top_n || !(before < p.cutoff_prob)) {
+      if (r >= p.cutoff_top_n || (p.cutoff_prob < 1.0f && !(before < p.cutoff_prob))) {
         cutoff_len_ = r;
         return;
       }
@@ -260,7 +262,7 @@ class Decoder {
         before += exp(static_cast<double>(u));
       }
     }
-    return rank < p.cutoff_top_n && before < p.cutoff_prob;
+    return rank < p.cutoff_top_n && (p.cutoff_prob >= 1.0f || before < p.cutoff_prob);
   }
 
   C10_HOST_DEVICE float label_lp(const scalar_t* frame, int64_t sC, int64_t C, int32_t c, const Params& p) const {

@@ -56,7 +56,8 @@ def ctc_beam_search_reference(frames, beam_width, blank, blank_penalty=0.0, cuto
         ranked = sorted(range(len(frame)), key=lambda c: (-frame[c], c))
         allowed, before = set(), 0.0
         for r, c in enumerate(ranked):
-            if (cutoff_top_n is not None and r >= cutoff_top_n) or not before < cutoff_prob:
+            # ctcdecode's rule; cutoff_prob 1 means none (probabilities may sum past 1)
+            if (cutoff_top_n is not None and r >= cutoff_top_n) or (cutoff_prob < 1.0 and not before < cutoff_prob):
                 break
             allowed.add(c)
             before += math.exp(frame[c])

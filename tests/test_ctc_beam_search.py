@@ -81,6 +81,15 @@ def test_cutoffs_like_ctcdecode(device, cutoff):
         assert_row_matches(result, b, log_probs, 16, 8, 4, 0, **cutoff)
 
 
+def test_cutoff_prob_one_applies_no_probability_rule(device):
+    """As in ctcdecode, cutoff_prob=1 prunes by cutoff_top_n only, even when rounding makes
+    a frame's probabilities sum past 1 (here 1.35 on purpose)."""
+    log_probs = torch.tensor([[[0.6, 0.6, 0.1, 0.05]]]).log().to(device)
+    result = run(log_probs, beam_width=8, top_paths=4, cutoff_top_n=3, cutoff_prob=1.0)
+    paths = {tuple(result.tokens[0, k, : result.lengths[0, k]].tolist()) for k in range(4) if result.scores[0, k] > -math.inf}
+    assert paths == {(), (1,), (2,)}  # class 2 ranks third: kept; class 3 ranks fourth: cut
+
+
 def exact_ctc_log_probs(frames, blank, max_len):
     """Every labelling up to max_len over the non-blank classes, with its exact CTC
     log-probability from torch's ctc_loss."""
