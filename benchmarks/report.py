@@ -35,9 +35,8 @@ def load_rows(paths):
             else:
                 per_item = seconds / items
             label = extra.get("library", bench["name"])
-            for key in ("stage", "arch"):
-                if key in extra:
-                    label += f" {extra[key]}"
+            if "variant" in extra:
+                label += f", {extra['variant']}"
             rows.append(dict(group=extra["group"], label=label, per_item=per_item, items=items, extra=extra,
                              ours=label.startswith("crnn_fast")))
     return rows, machines
@@ -50,6 +49,10 @@ def fmt_time(seconds):
     return f"{seconds / 1e-9:.3g} ns"
 
 
+def rate(per_s):
+    return f"{per_s:,.0f}" if per_s >= 100 else f"{per_s:.3g}"
+
+
 def table(rows):
     groups = defaultdict(list)
     for row in rows:
@@ -57,8 +60,7 @@ def table(rows):
     lines = ["| comparison | implementation | items | time per item | items/s | crnn_fast CPU is | crnn_fast CUDA is | notes |",
              "|---|---|---:|---:|---:|---:|---:|---|"]
     for group, members in groups.items():
-        ours = {r["extra"].get("device"): r for r in members if r["ours"] and "stage" not in r["extra"]
-                and "arch" not in r["extra"]}
+        ours = {r["extra"].get("device"): r for r in members if r["ours"] and "variant" not in r["extra"]}
         for row in sorted(members, key=lambda r: (not r["ours"], r["label"])):
             speedups = []
             for device in ("cpu", "cuda"):
@@ -75,7 +77,7 @@ def table(rows):
             if "exact" in extra:
                 notes.append(f"exact {100 * extra['exact']:.2f}%")
             lines.append(f"| {group} | {row['label']} | {row['items']} | {fmt_time(row['per_item'])} | "
-                         f"{1 / row['per_item']:,.0f} | {speedups[0]} | {speedups[1]} | {'; '.join(notes)} |")
+                         f"{rate(1 / row['per_item'])} | {speedups[0]} | {speedups[1]} | {'; '.join(notes)} |")
     return "\n".join(lines)
 
 

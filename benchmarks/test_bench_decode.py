@@ -174,7 +174,7 @@ def test_beam_batch_size(benchmark, sizes, batch, device):
     batch = min(batch, sizes[0])
     lp = peaky_log_probs(batch, 37, 63).to(device)
     record(benchmark, f"batch size {device}", batch, library=f"crnn_fast {device}", device=device, beam=10,
-           batch=batch)
+           batch=batch, variant=f"batch {batch}")
     benchmark(synchronized(crnn_fast.ctc_beam_search, device), lp, beam_width=10)
 
 
@@ -193,7 +193,11 @@ def test_speech_crnn_fast(benchmark, sizes, beam, device):
 @pytest.mark.parametrize("beam", SPEECH_BEAMS)
 def test_speech_fast_ctc_decode(benchmark, sizes, beam):
     fcd = pytest.importorskip("fast_ctc_decode")
-    n = max(1, sizes[1] // 10)
+    if beam > 10:
+        # Measured on fast-ctc-decode 0.3.7: at beam 32 with C=1024, T=200 one call asks
+        # for 8.6 GB (beam_cut_threshold 0 or 1e-4) and aborts the process.
+        pytest.skip("fast-ctc-decode aborts on a failed 8.6 GB allocation at beam 32 with C=1024, T=200")
+    n = max(1, sizes[1] // 200)  # seconds per sequence
     lp = peaky_log_probs(n, *SPEECH)
     alphabet = "".join(chr(0x100 + c) for c in range(SPEECH[1]))
     record(benchmark, f"beam {beam} {shape_id(SPEECH)}", n, library="fast-ctc-decode", device="cpu", beam=beam)
@@ -207,7 +211,7 @@ def test_speech_fast_ctc_decode(benchmark, sizes, beam):
 @pytest.mark.parametrize("beam", SPEECH_BEAMS)
 def test_speech_flashlight_text(benchmark, sizes, beam):
     decoder = flashlight_decoder(beam, SPEECH[1])
-    n = max(1, sizes[1] // 10)
+    n = max(1, sizes[1] // 100)
     lp = peaky_log_probs(n, *SPEECH).contiguous()
     record(benchmark, f"beam {beam} {shape_id(SPEECH)}", n, library="flashlight-text", device="cpu", beam=beam)
     labels = benchmark.pedantic(flashlight_decode, args=(decoder, lp), rounds=1, iterations=1)
