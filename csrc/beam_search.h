@@ -211,19 +211,25 @@ class Decoder {
   // The frame's top `sorted` classes above `floor_`, by log-prob desc then index asc
   // (insertion into a short sorted list: most classes fail the first comparison).
   C10_HOST_DEVICE void sort_top_classes(const scalar_t* frame, int64_t sC, int64_t C) {
-    n_sorted_ = 0;
+    float* lp = sorted_lp_;
+    int32_t* ids = sorted_c_;
+    const int64_t cap = L.sorted;
+    float gate = floor_;  // what a class must beat to enter: the floor, then the last one kept
+    int64_t n = 0;
     for (int64_t c = 0; c < C; ++c) {
       const float v = static_cast<float>(frame[c * sC]);
-      if (!(v > floor_) || (n_sorted_ == L.sorted && !(v > sorted_lp_[n_sorted_ - 1]))) continue;
-      int64_t i = n_sorted_ < L.sorted ? n_sorted_++ : n_sorted_ - 1;
-      while (i > 0 && v > sorted_lp_[i - 1]) {
-        sorted_lp_[i] = sorted_lp_[i - 1];
-        sorted_c_[i] = sorted_c_[i - 1];
+      if (!(v > gate)) continue;
+      int64_t i = n < cap ? n++ : n - 1;
+      while (i > 0 && v > lp[i - 1]) {
+        lp[i] = lp[i - 1];
+        ids[i] = ids[i - 1];
         --i;
       }
-      sorted_lp_[i] = v;
-      sorted_c_[i] = static_cast<int32_t>(c);
+      lp[i] = v;
+      ids[i] = static_cast<int32_t>(c);
+      if (n == cap) gate = lp[n - 1];  // every kept class is above the floor
     }
+    n_sorted_ = n;
   }
 
   // How many of the sorted classes pass ctcdecode's pruning: ranks r < cutoff_top_n
