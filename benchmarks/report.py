@@ -61,7 +61,7 @@ def table(rows):
              "|---|---|---:|---:|---:|---:|---:|---|"]
     for group, members in groups.items():
         ours = {r["extra"].get("device"): r for r in members if r["ours"] and "variant" not in r["extra"]}
-        for row in sorted(members, key=lambda r: (not r["ours"], r["label"])):
+        for row in sorted(members, key=lambda r: (not r["ours"], r["extra"].get("library", ""), r["items"], r["label"])):
             speedups = []
             for device in ("cpu", "cuda"):
                 mine = ours.get(device)
@@ -81,6 +81,19 @@ def table(rows):
     return "\n".join(lines)
 
 
+def throughput_panel(ax, rows, select, x_key, xlabel, title):
+    """Sequences/s against ``x_key`` for the rows ``select`` keeps, a line per library."""
+    series = defaultdict(list)
+    for row in rows:
+        if select(row):
+            series[row["extra"]["library"]].append((row["extra"][x_key], 1 / row["per_item"]))
+    for label, points in sorted(series.items()):
+        ax.plot(*zip(*sorted(points)), marker="o", label=label)
+    ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel="sequences / s", title=title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+
+
 def plot(rows, path):
     import matplotlib
 
@@ -88,27 +101,10 @@ def plot(rows, path):
     import matplotlib.pyplot as plt
 
     fig, (by_beam, by_batch) = plt.subplots(1, 2, figsize=(12, 4.5))
-    series = defaultdict(list)
-    for row in rows:
-        group = row["group"]
-        if group.startswith("beam ") and "T37-C63" in group:
-            series[row["label"]].append((row["extra"]["beam"], 1 / row["per_item"]))
-    for label, points in sorted(series.items()):
-        by_beam.plot(*zip(*sorted(points)), marker="o", label=label)
-    by_beam.set(xscale="log", yscale="log", xlabel="beam width", ylabel="sequences / s",
-                title="CTC beam search, T=37, C=63")
-    by_beam.legend(fontsize=8)
-    by_beam.grid(alpha=0.3, which="both")
-    batches = defaultdict(list)
-    for row in rows:
-        if row["group"].startswith("batch size"):
-            batches[row["label"]].append((row["extra"]["batch"], 1 / row["per_item"]))
-    for label, points in sorted(batches.items()):
-        by_batch.plot(*zip(*sorted(points)), marker="o", label=label)
-    by_batch.set(xscale="log", yscale="log", xlabel="batch size", ylabel="sequences / s",
-                 title="crnn_fast beam 10, T=37, C=63")
-    by_batch.legend(fontsize=8)
-    by_batch.grid(alpha=0.3, which="both")
+    throughput_panel(by_beam, rows, lambda r: r["group"].startswith("beam ") and "T37-C63" in r["group"], "beam",
+                     "beam width", "CTC beam search, T=37, C=63")
+    throughput_panel(by_batch, rows, lambda r: r["group"].startswith("batch size"), "batch", "batch size",
+                     "crnn_fast beam 10, T=37, C=63")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -157,3 +157,30 @@ def test_beam_search_rejects_nan_and_posinf(value):
 def test_beam_kernel_checks_direct_op_calls(args, match):
     with pytest.raises(RuntimeError, match=match):
         torch.ops.crnn_fast.ctc_beam_search(*args)
+
+
+@pytest.mark.parametrize("B, T", [(0, 5), (3, 0), (0, 0)])
+def test_empty_batches_and_frames_give_empty_results(B, T):
+    lp = torch.randn(B, T, 4).log_softmax(-1)
+    tokens, lengths = crnn_fast.ctc_greedy_decode(lp)
+    assert tokens.shape == (B, T) and lengths.shape == (B,) and not lengths.any()
+    beams = crnn_fast.ctc_beam_search(lp, beam_width=3, top_paths=2)
+    assert beams.tokens.shape == (B, 2, T) and beams.timesteps.shape == (B, 2, T) and not beams.lengths.any()
+    if B:  # no frames: the empty labelling, with probability 1
+        assert beams.scores[:, 0].eq(0).all() and beams.scores[:, 1].eq(float("-inf")).all()
+    hyp = torch.zeros(B, T, dtype=torch.int32)
+    lengths = torch.full((B,), T)
+    assert crnn_fast.edit_distance(hyp, lengths, hyp, lengths).shape == (B,)
+
+
+def test_expanded_stride_zero_inputs_match_contiguous():
+    row = torch.randn(1, 9, 6).log_softmax(-1)
+    expanded, dense = row.expand(5, 9, 6), row.repeat(5, 1, 1)
+    assert expanded.stride(0) == 0
+    for fn in (crnn_fast.ctc_greedy_decode, lambda x: crnn_fast.ctc_beam_search(x, beam_width=4, top_paths=2)):
+        for a, b in zip(fn(expanded), fn(dense)):
+            assert torch.equal(a, b)
+    seq = torch.randint(0, 5, (1, 70), dtype=torch.int32)
+    lengths = torch.tensor([70, 3, 0, 64])
+    assert torch.equal(crnn_fast.edit_distance(seq.expand(4, 70), lengths, seq.flip(1).expand(4, 70), lengths),
+                       crnn_fast.edit_distance(seq.repeat(4, 1), lengths, seq.flip(1).repeat(4, 1), lengths))
