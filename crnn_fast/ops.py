@@ -210,7 +210,8 @@ def ctc_beam_search(
     if not 0.0 < cutoff_prob <= 1.0:
         raise ValueError(f"cutoff_prob must be in (0, 1], got {cutoff_prob}")
     lengths = _check_lengths(input_lengths, "input_lengths", batch, frames, log_probs.device)
-    if not torch.compiler.is_compiling() and log_probs.numel() > 0:
+    # NaN propagates through amax and +inf is the max: one reduction, no (B, T, C) temporaries
+    if not torch.compiler.is_compiling() and log_probs.numel() > 0 and not bool(log_probs.amax() < math.inf):
         bad = torch.isnan(log_probs) | torch.isposinf(log_probs)
         if bool(bad.any()):
             b, t, c = bad.nonzero()[0].tolist()

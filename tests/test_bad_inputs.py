@@ -184,3 +184,17 @@ def test_expanded_stride_zero_inputs_match_contiguous():
     lengths = torch.tensor([70, 3, 0, 64])
     assert torch.equal(crnn_fast.edit_distance(seq.expand(4, 70), lengths, seq.flip(1).expand(4, 70), lengths),
                        crnn_fast.edit_distance(seq.repeat(4, 1), lengths, seq.flip(1).repeat(4, 1), lengths))
+
+
+def test_inputs_of_2_pow_31_elements():
+    """2**31 logical elements (an overlapping strided view of 12 MB): no int32 overflow
+    in the kernels' indexing; the results equal torch's on the same view."""
+    B, C = 1024, 2**21
+    base = torch.randn(B * 1024 + C, generator=torch.Generator().manual_seed(0))
+    log_probs = base.as_strided((B, 1, C), (1024, C, 1))
+    assert log_probs.numel() == 2**31
+    tokens, lengths = crnn_fast.ctc_greedy_decode(log_probs, blank=C - 1)
+    best = log_probs[:, 0].argmax(-1)
+    assert torch.equal(tokens[:, 0].long(), torch.where(best == C - 1, -1, best))
+    beams = crnn_fast.ctc_beam_search(log_probs, beam_width=2, blank=C - 1)
+    assert torch.equal(beams.tokens[:, 0, 0].long(), tokens[:, 0].long())
