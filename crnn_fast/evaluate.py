@@ -64,6 +64,8 @@ def evaluate(model, dataset: data.CaptchaDataset, device, batch_size: Optional[i
     """Metrics of ``model`` on ``dataset``, computed in batches on ``device`` (default
     batch size: 1024 on a GPU, 64 on the CPU, where large batches run slower)."""
     device = torch.device(device)
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size must be an int >= 1 or None, got {batch_size!r}")
     batch_size = batch_size or (1024 if device.type == "cuda" else 64)
     model.eval()
     alphabet = model.config.alphabet

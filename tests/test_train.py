@@ -167,3 +167,10 @@ def test_sigkill_mid_epoch_then_resume(tmp_path):
     assert [h["val"] for h in resumed][-1]["exact"] == uninterrupted[-1]["val"]["exact"]
     lines = [json.loads(line)["epoch"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
     assert lines == [1, 2, 3, 4, 5]  # rewritten from the checkpoint: no epoch lost or repeated
+
+
+@pytest.mark.parametrize("batch_size", [0, -3, 2.5, True])
+def test_evaluate_rejects_bad_batch_size(overfit_run, tiny_set, batch_size):
+    model = checkpoint.load_model(overfit_run[0] / "best.pt")
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1 or None"):
+        evaluate.evaluate(model, data.load(tiny_set), "cpu", batch_size=batch_size, progress=False)
