@@ -12,6 +12,8 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 
+_owned = False  # whether init() created the process group (and close() may destroy it)
+
 
 @dataclass(frozen=True)
 class Context:
@@ -47,6 +49,7 @@ def init(device: Optional[str] = None) -> tuple[Context, Optional[torch.device]]
     """Joins the process group when launched by torchrun; returns the context and, when
     ``device`` is given ("auto", "cpu", "cuda"), the device this rank runs on: with
     several processes and CUDA, the GPU ``cuda:LOCAL_RANK``."""
+    global _owned
     if launched() and not dist.is_initialized():
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
         use_cuda = device != "cpu" and torch.cuda.is_available()
@@ -54,6 +57,7 @@ def init(device: Optional[str] = None) -> tuple[Context, Optional[torch.device]]
             torch.cuda.set_device(local_rank)
         dist.init_process_group("nccl" if use_cuda else "gloo",
                                 device_id=torch.device("cuda", local_rank) if use_cuda else None)
+        _owned = True
     ctx = context()
     if device is None:
         return ctx, None
@@ -98,5 +102,8 @@ def gather_to_main(obj):
 
 
 def close() -> None:
-    if dist.is_available() and dist.is_initialized():
+    """Leaves the process group if init() created it; a group the caller set up stays."""
+    global _owned
+    if _owned and dist.is_initialized():
         dist.destroy_process_group()
+    _owned = False
