@@ -114,8 +114,7 @@ class Decoder {
  private:
   C10_HOST_DEVICE void step(const scalar_t* frame, int64_t sC, int64_t C, int64_t t, const Params& p) {
     if (p.prune) {  // the cutoff ranks classes before the stays need it
-      floor_ = -INFINITY;
-      sort_top_classes(frame, sC, C);
+      sort_top_classes(frame, sC, C, -INFINITY);
       count_cutoff(p);
     }
     build_table();
@@ -155,12 +154,12 @@ class Decoder {
       // With the beam full of stays, a class whose log-prob added to the best prefix's
       // score cannot beat the worst stay never enters: rank only the classes above that
       // floor (a prefix of the frame's ranking), lowered by a rounding margin.
-      floor_ = -INFINITY;
+      float floor = -INFINITY;
       if (heap_size_ == L.K && size_ > 0) {
         const float worst = heap_[0].score, best = beam_[0].score;
-        floor_ = (worst - best) - 1e-5f * (1.0f + fabsf(worst) + fabsf(best));
+        floor = (worst - best) - 1e-5f * (1.0f + fabsf(worst) + fabsf(best));
       }
-      sort_top_classes(frame, sC, C);
+      sort_top_classes(frame, sC, C, floor);
       cutoff_len_ = C;
     }
 
@@ -208,13 +207,13 @@ class Decoder {
     }
   }
 
-  // The frame's top `sorted` classes above `floor_`, by log-prob desc then index asc
+  // The frame's top `sorted` classes above `floor`, by log-prob desc then index asc
   // (insertion into a short sorted list: most classes fail the first comparison).
-  C10_HOST_DEVICE void sort_top_classes(const scalar_t* frame, int64_t sC, int64_t C) {
+  C10_HOST_DEVICE void sort_top_classes(const scalar_t* frame, int64_t sC, int64_t C, float floor) {
     float* lp = sorted_lp_;
     int32_t* ids = sorted_c_;
     const int64_t cap = L.sorted;
-    float gate = floor_;  // what a class must beat to enter: the floor, then the last one kept
+    float gate = floor;  // what a class must beat to enter: the floor, then the last one kept
     int64_t n = 0;
     for (int64_t c = 0; c < C; ++c) {
       const float v = static_cast<float>(frame[c * sC]);
@@ -238,7 +237,6 @@ class Decoder {
   // frame's probabilities sum past 1).
   C10_HOST_DEVICE void count_cutoff(const Params& p) {
     cutoff_len_ = n_sorted_;
-    if (!p.prune) return;
     double before = 0.0;
     for (int64_t r = 0; r < n_sorted_; ++r) {
       if (r >= p.cutoff_top_n || (p.cutoff_prob < 1.0f && !(before < p.cutoff_prob))) {
@@ -368,7 +366,6 @@ class Decoder {
   float* sorted_lp_;
   int32_t size_ = 0, heap_size_ = 0;
   int64_t n_sorted_ = 0, cutoff_len_ = 0;
-  float floor_ = -INFINITY;
 };
 
 }  // namespace beam
