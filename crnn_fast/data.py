@@ -316,10 +316,10 @@ def merge(parts: list, out_dir: PathLike, *, remove: bool = False) -> Path:
     out_dir = _check_path(out_dir, "out_dir")
     metas = sorted(((_read_meta(part), part) for part in parts), key=lambda mp: mp[0]["start"])
     first = metas[0][0]
-    same = {k: v for k, v in first.items() if k not in ("start", "stop")}
+    the_set = lambda meta: {k: v for k, v in meta.items() if k not in ("start", "stop")}  # noqa: E731
     position = first["start"]
     for meta, part in metas:
-        if {k: v for k, v in meta.items() if k not in ("start", "stop")} != same:
+        if the_set(meta) != the_set(first):
             raise ValueError(f"{part} belongs to another set than {metas[0][1]} (their meta.json differ)")
         if meta["start"] != position:
             raise ValueError(f"the parts do not tile a range: {part} starts at {meta['start']}, expected {position}")

@@ -213,9 +213,8 @@ def ctc_beam_search(
     # NaN propagates through amax and +inf is the max: one reduction, no (B, T, C) temporaries
     if not torch.compiler.is_compiling() and log_probs.numel() > 0 and not bool(log_probs.amax() < math.inf):
         bad = torch.isnan(log_probs) | torch.isposinf(log_probs)
-        if bool(bad.any()):
-            b, t, c = bad.nonzero()[0].tolist()
-            raise ValueError(f"log_probs[{b}, {t}, {c}] is {log_probs[b, t, c].item()}: log-probs must not be NaN or +inf")
+        b, t, c = bad.nonzero()[0].tolist()
+        raise ValueError(f"log_probs[{b}, {t}, {c}] is {log_probs[b, t, c].item()}: log-probs must not be NaN or +inf")
     out = torch.ops.crnn_fast.ctc_beam_search.default(
         log_probs, lengths, beam_width, top_paths, blank, blank_penalty, min(cutoff_top_n, classes), cutoff_prob
     )

@@ -223,7 +223,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, ctx: distributed.C
         mine = order[: steps_per_epoch * config.batch_size].view(steps_per_epoch, ctx.world, local_batch)[:, ctx.rank]
         mine = mine.reshape(-1)
         images = torch.from_numpy(train_set.images[mine.numpy()]).to(device)
-        epoch_targets, epoch_lengths = targets[mine].to(device), target_lengths[mine]
+        epoch_targets, epoch_lengths = targets[mine], target_lengths[mine]  # on the CPU, as cuDNN's CTC wants
         rows = slice(ctx.rank * local_batch, (ctx.rank + 1) * local_batch)
         aug_gen = torch.Generator(device=device).manual_seed(epoch_seed)
         loss_sum, counted, seen, t0 = 0.0, 0, 0, time.perf_counter()
@@ -237,7 +237,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, ctx: distributed.C
                 log_probs = net(x)
             lengths = epoch_lengths[batch]
             batch_targets = epoch_targets[batch]
-            flat = batch_targets[batch_targets > 0].cpu()  # 1-D int32 on the CPU: cuDNN's CTC layout
+            flat = batch_targets[batch_targets > 0]  # 1-D int32 on the CPU: cuDNN's CTC layout
             input_lengths = torch.full((local_batch,), frames, dtype=torch.int32)
             log_probs_tbc = log_probs.transpose(0, 1)
             if epoch == start_epoch and step == 0 and ctx.main:
@@ -289,8 +289,8 @@ def _train(config: TrainConfig, resume: bool, progress: bool, ctx: distributed.C
 
     # The best epoch's weights: kept in memory by every rank (no shared filesystem needed),
     # or, when this run resumed after its best epoch, read back from best.pt.
-    best_model = CRNN(model_config).to(device)
     if best_weights is not None:
+        best_model = CRNN(model_config).to(device)
         best_model.load_state_dict(best_weights)
     else:
         best_model = checkpoint.load_model(out / "best.pt", device)
