@@ -23,6 +23,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include <torch/headeronly/macros/Macros.h>
 
@@ -32,6 +33,10 @@ namespace beam {
 constexpr uint64_t kEmptyHash = 0x9E3779B97F4A7C15ull;
 constexpr int64_t kMaxBeamWidth = 4096;
 constexpr int64_t kMaxWorkspaceBytes = int64_t{1} << 30;  // per sequence
+// Up to this many, a frame's classes (or a frame's surviving entries) are put in
+// order by counting, for each, the ones that rank before it: no branches to mispredict.
+constexpr int64_t kRankByCounting = 16;
+constexpr int32_t kSortByCounting = 32;
 
 C10_HOST_DEVICE inline uint64_t extend_hash(uint64_t h, int32_t label) {
   uint64_t z = h + 0x9E3779B97F4A7C15ull * (static_cast<uint64_t>(label) + 2);
@@ -47,32 +52,54 @@ C10_HOST_DEVICE inline float log_add(float a, float b) {
   return hi + log1pf(expf(lo - hi));
 }
 
+// A float's bits as an unsigned key that orders the other way round: larger values
+// get smaller keys (-0 is taken as +0; NaN never reaches the decoder).
+C10_HOST_DEVICE inline uint32_t descending_key(float v) {
+  v += 0.0f;
+  uint32_t u;
+  memcpy(&u, &v, sizeof(u));
+  return (u & 0x80000000u) ? u : ~u & 0x7FFFFFFFu;
+}
+
+C10_HOST_DEVICE inline float from_descending_key(uint32_t k) {
+  const uint32_t u = (k & 0x80000000u) ? k : ~k & 0x7FFFFFFFu;
+  float v;
+  memcpy(&v, &u, sizeof(v));
+  return v;
+}
+
+// (value descending, then index ascending) as one integer: smaller ranks first.
+C10_HOST_DEVICE inline uint64_t rank_key(float value, uint32_t index) {
+  return (static_cast<uint64_t>(descending_key(value)) << 32) | index;
+}
+
 struct Entry {
+  uint64_t hash, parent_hash;
+  uint64_t rank;  // rank_key(score, candidate order): ties go to the earlier candidate
   float pb, pnb, score;
   float last_lp;  // log-prob of the best emission so far of the prefix's last label
-  uint64_t hash, parent_hash;
   int32_t last, len, last_t;
   int32_t src, label;  // where the entry came from this frame (label -1: kept the prefix)
-  int32_t order;       // candidate order: the tie-break between equal scores
 };
 
 // Candidate a ranks before b.
-C10_HOST_DEVICE inline bool ranks_before(const Entry& a, const Entry& b) {
-  return a.score > b.score || (a.score == b.score && a.order < b.order);
-}
+C10_HOST_DEVICE inline bool ranks_before(const Entry& a, const Entry& b) { return a.rank < b.rank; }
 
 // Sizes of one sequence's scratch, carved out of a caller-provided buffer.
 struct Layout {
-  int64_t K, T, sorted, slots;
+  int64_t K, T, sorted, gathered, slots;
   C10_HOST_DEVICE Layout(int64_t beam_width, int64_t frames, int64_t classes)
-      : K(beam_width), T(frames), sorted(2 * beam_width + 1 < classes ? 2 * beam_width + 1 : classes), slots(8) {
+      : K(beam_width), T(frames), sorted(2 * beam_width + 1 < classes ? 2 * beam_width + 1 : classes),
+        gathered(4 * sorted), slots(8) {
     while (slots < 2 * K) slots *= 2;
   }
-  // Bytes: two beams and a heap of entries, the prefix-hash table, T*K history
-  // (source, label, last_t) and the sorted top classes; 8-byte fields first, and the
-  // total rounded to 16 so that consecutive sequences' buffers stay aligned.
+  // Bytes: two beams and a heap of entries, the prefix-hash table, a label mask per
+  // entry, the frame's ranked classes (and their scratch), T*K history (source,
+  // label, last_t); 8-byte fields first, and the total rounded to 16 so that
+  // consecutive sequences' buffers stay aligned.
   C10_HOST_DEVICE int64_t bytes() const {
-    const int64_t raw = 3 * K * static_cast<int64_t>(sizeof(Entry)) + slots * 12 + 3 * T * K * 4 + sorted * 8;
+    const int64_t raw =
+        3 * K * static_cast<int64_t>(sizeof(Entry)) + slots * 12 + K * 8 + (gathered + 1) * 8 + kRankByCounting * 8 + 3 * T * K * 4;
     return (raw + 15) / 16 * 16;
   }
 };
@@ -92,12 +119,13 @@ class Decoder {
     next_ = entries + L.K;
     heap_ = entries + 2 * L.K;
     slot_key_ = reinterpret_cast<uint64_t*>(entries + 3 * L.K);
-    slot_val_ = reinterpret_cast<int32_t*>(slot_key_ + L.slots);
+    children_ = slot_key_ + L.slots;
+    ranked_ = children_ + L.K;
+    scratch_ = ranked_ + L.gathered + 1;
+    slot_val_ = reinterpret_cast<int32_t*>(scratch_ + kRankByCounting);
     hist_src_ = slot_val_ + L.slots;
     hist_label_ = hist_src_ + L.T * L.K;
     hist_last_t_ = hist_label_ + L.T * L.K;
-    sorted_c_ = hist_last_t_ + L.T * L.K;
-    sorted_lp_ = reinterpret_cast<float*>(sorted_c_ + L.sorted);
   }
 
   // Decodes `len` frames of (C,) log-prob rows (`frame(t)[c * sC]`) and writes the
@@ -106,7 +134,7 @@ class Decoder {
                            const Params& p, int32_t* tokens, int32_t* out_lengths, float* scores,
                            int32_t* timesteps) {
     size_ = 1;
-    beam_[0] = Entry{0.0f, -INFINITY, 0.0f, -INFINITY, kEmptyHash, 0, -1, 0, -1, -1, -1, 0};
+    beam_[0] = Entry{kEmptyHash, 0, 0, 0.0f, -INFINITY, 0.0f, -INFINITY, -1, 0, -1, -1, -1};
     for (int64_t t = 0; t < len; ++t) step(log_probs + t * sT, sC, C, t, p);
     write_paths(len, p.top_paths, tokens, out_lengths, scores, timesteps);
   }
@@ -114,12 +142,13 @@ class Decoder {
  private:
   C10_HOST_DEVICE void step(const scalar_t* frame, int64_t sC, int64_t C, int64_t t, const Params& p) {
     if (p.prune) {  // the cutoff ranks classes before the stays need it
-      sort_top_classes(frame, sC, C, -INFINITY);
+      gather_classes(frame, sC, C, -INFINITY);
+      while (n_ranked_ < n_classes_) rank_next();
       count_cutoff(p);
     }
     build_table();
     heap_size_ = 0;
-    int32_t order = 0;
+    uint32_t order = 0;
     const float blank_lp = in_cutoff(frame, sC, C, p.blank, p)
                                ? static_cast<float>(frame[p.blank * sC]) - p.blank_penalty
                                : -INFINITY;
@@ -130,13 +159,13 @@ class Decoder {
       Entry s = e;
       s.src = k;
       s.label = -1;
-      s.order = order++;
       s.pb = e.score + blank_lp;
       s.pnb = -INFINITY;
       if (e.len > 0) {
         const float lp = label_lp(frame, sC, C, e.last, p);
         s.pnb = e.pnb + lp;
         const int32_t parent = lookup(e.parent_hash);
+        if (parent >= 0) children_[parent] |= uint64_t{1} << (e.last & 63);
         if (parent >= 0 && lp > -INFINITY) {
           const Entry& q = beam_[parent];
           s.pnb = log_add(s.pnb, (q.last == e.last ? q.pb : q.score) + lp);
@@ -147,6 +176,7 @@ class Decoder {
         }
       }
       s.score = log_add(s.pb, s.pnb);
+      s.rank = rank_key(s.score, order++);
       push(s);
     }
 
@@ -159,91 +189,140 @@ class Decoder {
         const float worst = heap_[0].score, best = beam_[0].score;
         floor = (worst - best) - 1e-5f * (1.0f + fabsf(worst) + fabsf(best));
       }
-      sort_top_classes(frame, sC, C, floor);
+      gather_classes(frame, sC, C, floor);
       cutoff_len_ = C;
     }
 
-    // Extensions to prefixes not in the beam, best classes first.
+    // Extensions to prefixes not in the beam, best classes first. Their hashes are
+    // computed only for the ones that survive the frame.
     for (int32_t k = 0; k < size_; ++k) {
       const Entry& e = beam_[k];
-      for (int64_t r = 0; r < n_sorted_; ++r) {
-        const int32_t c = sorted_c_[r];
-        const float lp = sorted_lp_[r];
+      for (int64_t r = 0; r < n_classes_; ++r) {
+        if (r == n_ranked_) rank_next();
+        const int32_t c = sorted_class(r);
+        const float lp = sorted_lp(r);
         if (heap_size_ == L.K && !(e.score + lp > heap_[0].score)) break;  // nothing later can enter
         if (c == p.blank || !in_cutoff_rank(r)) continue;
-        const uint64_t h = extend_hash(e.hash, c);
-        if (lookup(h) >= 0) continue;  // already in the beam: merged into its stay above
+        // Already in the beam (a child of e with this label): merged into its stay above.
+        if (((children_[k] >> (c & 63)) & 1) && lookup(extend_hash(e.hash, c)) >= 0) continue;
         Entry x;
         x.pb = -INFINITY;
         x.pnb = (c == e.last ? e.pb : e.score) + lp;
         x.score = x.pnb;
+        x.rank = rank_key(x.score, order++);
         x.last_lp = lp;
-        x.hash = h;
-        x.parent_hash = e.hash;
         x.last = c;
         x.len = e.len + 1;
         x.last_t = static_cast<int32_t>(t);
         x.src = k;
         x.label = c;
-        x.order = order++;
         push(x);
       }
     }
 
     // The heap's entries, best first, become the beam; record where they came from.
     const int32_t n = heap_size_;
-    for (int32_t i = n - 1; i >= 0; --i) {
-      next_[i] = heap_[0];
-      pop();
+    if (n <= kSortByCounting) {
+      for (int32_t i = 0; i < n; ++i) {
+        int32_t r = 0;
+        for (int32_t j = 0; j < n; ++j) r += heap_[j].rank < heap_[i].rank;
+        next_[r] = heap_[i];
+      }
+    } else {
+      for (int32_t i = n - 1; i >= 0; --i) {
+        next_[i] = heap_[0];
+        pop();
+      }
+    }
+    for (int32_t k = 0; k < n; ++k) {
+      Entry& x = next_[k];
+      if (x.label >= 0) {
+        x.parent_hash = beam_[x.src].hash;
+        x.hash = extend_hash(x.parent_hash, x.label);
+      }
+      hist_src_[t * L.K + k] = x.src;
+      hist_label_[t * L.K + k] = x.label;
+      hist_last_t_[t * L.K + k] = x.last_t;
     }
     Entry* old = beam_;
     beam_ = next_;
     next_ = old;
     size_ = n;
-    for (int32_t k = 0; k < n; ++k) {
-      hist_src_[t * L.K + k] = beam_[k].src;
-      hist_label_[t * L.K + k] = beam_[k].label;
-      hist_last_t_[t * L.K + k] = beam_[k].last_t;
-    }
   }
 
-  // The frame's top `sorted` classes above `floor`, by log-prob desc then index asc
-  // (insertion into a short sorted list: most classes fail the first comparison).
-  C10_HOST_DEVICE void sort_top_classes(const scalar_t* frame, int64_t sC, int64_t C, float floor) {
-    float* lp = sorted_lp_;
-    int32_t* ids = sorted_c_;
-    const int64_t cap = L.sorted;
-    float gate = floor;  // what a class must beat to enter: the floor, then the last one kept
+  // Gathers the frame's classes above `floor` as rank keys (log-prob desc, then index
+  // asc), without branching; they are ranked lazily, as the extensions ask for them
+  // (rank_next), and only the best `sorted` are used. When more than `gathered` pass
+  // the floor, insertion into a short sorted list ranks the best `sorted` at once (most
+  // classes fail its first comparison).
+  C10_HOST_DEVICE void gather_classes(const scalar_t* frame, int64_t sC, int64_t C, float floor) {
     int64_t n = 0;
-    for (int64_t c = 0; c < C; ++c) {
+    for (int64_t c = 0; c < C && n <= L.gathered; ++c) {
       const float v = static_cast<float>(frame[c * sC]);
-      if (!(v > gate)) continue;
-      int64_t i = n < cap ? n++ : n - 1;
-      while (i > 0 && v > lp[i - 1]) {
-        lp[i] = lp[i - 1];
-        ids[i] = ids[i - 1];
+      ranked_[n] = rank_key(v, static_cast<uint32_t>(c));
+      n += v > floor;
+    }
+    if (n <= L.gathered) {
+      n_ranked_ = 0;
+      n_classes_ = n < L.sorted ? n : L.sorted;
+      n_gathered_ = n;
+      if (n <= kRankByCounting) {
+        for (int64_t i = 0; i < n; ++i) {
+          int64_t r = 0;
+          for (int64_t j = 0; j < n; ++j) r += ranked_[j] < ranked_[i];
+          scratch_[r] = ranked_[i];
+        }
+        for (int64_t i = 0; i < n; ++i) ranked_[i] = scratch_[i];
+        n_ranked_ = n;
+      }
+      return;
+    }
+    uint64_t gate = rank_key(floor, 0);  // what a class must beat: the floor, then the last kept
+    n = 0;
+    for (int64_t c = 0; c < C; ++c) {
+      const uint64_t key = rank_key(static_cast<float>(frame[c * sC]), static_cast<uint32_t>(c));
+      if (!(key < gate)) continue;
+      int64_t i = n < L.sorted ? n++ : n - 1;
+      while (i > 0 && key < ranked_[i - 1]) {
+        ranked_[i] = ranked_[i - 1];
         --i;
       }
-      lp[i] = v;
-      ids[i] = static_cast<int32_t>(c);
-      if (n == cap) gate = lp[n - 1];  // every kept class is above the floor
+      ranked_[i] = key;
+      if (n == L.sorted) gate = ranked_[n - 1];
     }
-    n_sorted_ = n;
+    n_ranked_ = n_classes_ = n_gathered_ = n;
   }
+
+  // Ranks the next class: a selection step over the gathered ones not yet ranked.
+  C10_HOST_DEVICE void rank_next() {
+    const int64_t r = n_ranked_++;
+    int64_t at = r;
+    uint64_t best = ranked_[r];
+    for (int64_t j = r + 1; j < n_gathered_; ++j) {
+      const bool less = ranked_[j] < best;
+      best = less ? ranked_[j] : best;
+      at = less ? j : at;
+    }
+    ranked_[at] = ranked_[r];
+    ranked_[r] = best;
+  }
+
+  C10_HOST_DEVICE int32_t sorted_class(int64_t r) const { return static_cast<int32_t>(ranked_[r] & 0xFFFFFFFFu); }
+  C10_HOST_DEVICE float sorted_lp(int64_t r) const { return from_descending_key(static_cast<uint32_t>(ranked_[r] >> 32)); }
 
   // How many of the sorted classes pass ctcdecode's pruning: ranks r < cutoff_top_n
   // whose more probable classes sum to less than cutoff_prob (a prefix of the ranks);
   // as in ctcdecode, cutoff_prob 1 applies no probability rule (rounding can make a
   // frame's probabilities sum past 1).
   C10_HOST_DEVICE void count_cutoff(const Params& p) {
-    cutoff_len_ = n_sorted_;
+    cutoff_len_ = n_classes_;
     double before = 0.0;
-    for (int64_t r = 0; r < n_sorted_; ++r) {
+    for (int64_t r = 0; r < n_classes_; ++r) {
       if (r >= p.cutoff_top_n || (p.cutoff_prob < 1.0f && !(before < p.cutoff_prob))) {
         cutoff_len_ = r;
         return;
       }
-      before += exp(static_cast<double>(sorted_lp_[r]));
+      before += exp(static_cast<double>(sorted_lp(r)));
     }
   }
 
@@ -251,10 +330,10 @@ class Decoder {
 
   C10_HOST_DEVICE bool in_cutoff(const scalar_t* frame, int64_t sC, int64_t C, int64_t c, const Params& p) const {
     if (!p.prune) return true;
-    for (int64_t r = 0; r < n_sorted_; ++r) {
-      if (sorted_c_[r] == c) return in_cutoff_rank(r);
+    for (int64_t r = 0; r < n_classes_; ++r) {
+      if (sorted_class(r) == c) return in_cutoff_rank(r);
     }
-    if (cutoff_len_ < n_sorted_) return false;  // the cut falls inside the sorted list
+    if (cutoff_len_ < n_classes_) return false;  // the cut falls inside the sorted list
     // Ranked beyond the sorted list: count and sum the classes ahead of it.
     const float v = static_cast<float>(frame[c * sC]);
     int64_t rank = 0;
@@ -276,6 +355,7 @@ class Decoder {
   // Open-addressing table from prefix hash to beam index.
   C10_HOST_DEVICE void build_table() {
     for (int64_t i = 0; i < L.slots; ++i) slot_val_[i] = -1;
+    for (int32_t k = 0; k < size_; ++k) children_[k] = 0;
     for (int32_t k = 0; k < size_; ++k) {
       int64_t i = static_cast<int64_t>(beam_[k].hash & static_cast<uint64_t>(L.slots - 1));
       while (slot_val_[i] >= 0) i = (i + 1) & (L.slots - 1);
@@ -362,10 +442,10 @@ class Decoder {
   Layout L;
   Entry *beam_, *next_, *heap_;
   uint64_t* slot_key_;
-  int32_t *slot_val_, *hist_src_, *hist_label_, *hist_last_t_, *sorted_c_;
-  float* sorted_lp_;
+  uint64_t *children_, *ranked_, *scratch_;  // label masks of the beam's children; the frame's classes
+  int32_t *slot_val_, *hist_src_, *hist_label_, *hist_last_t_;
   int32_t size_ = 0, heap_size_ = 0;
-  int64_t n_sorted_ = 0, cutoff_len_ = 0;
+  int64_t n_gathered_ = 0, n_ranked_ = 0, n_classes_ = 0, cutoff_len_ = 0;
 };
 
 }  // namespace beam
