@@ -4,11 +4,15 @@ Run:  pytest benchmarks/ --benchmark-only --benchmark-json results/bench-<machin
       python -m benchmarks.report results/bench-<machine>.json      # table + plot
 Size: CRNN_FAST_BENCH_N sequences for crnn_fast (default 100000) and
       CRNN_FAST_BENCH_ANCHOR_N for the anchors that decode one sequence per Python
-      call (default 2000; their rows report per-sequence time on that subset).
+      call (default 2000; their rows report per-sequence time on that subset). The
+      anchors run on as many worker processes as crnn_fast has threads
+      (torch.get_num_threads()), each decoding a contiguous share of the sequences.
       CRNN_FAST_BENCH_IMAGES images for the end-to-end rows (default: 100000 with a
       GPU, 10000 without).
 """
 
+import itertools
+import multiprocessing
 import os
 import platform
 
@@ -41,6 +45,26 @@ def peaky_log_probs(n, frames, classes, seed=0):
     logits.scatter_add_(2, spikes.unsqueeze(-1), torch.full((n, frames, 1), 4.0))
     logits[:, :, 0] += 3.0 * (torch.rand(n, frames, generator=g) < 0.6)
     return logits.log_softmax(-1)
+
+
+WORKERS = torch.get_num_threads()
+
+
+@pytest.fixture(scope="session")
+def workers():
+    """A pool of WORKERS processes for the anchors, so that they get the cores crnn_fast
+    gets. Processes rather than threads: some anchors hold the GIL while they decode.
+    Forked before any anchor runs; the work sent to them uses no torch."""
+    with multiprocessing.get_context("fork").Pool(WORKERS) as pool:
+        pool.map(abs, range(WORKERS))  # every worker started before timing
+        yield pool
+
+
+def on_workers(pool, fn, items, *args):
+    """``fn(share, *args)`` on each worker's contiguous share of ``items``; results in order."""
+    n = len(items)
+    shares = [items[n * i // WORKERS: n * (i + 1) // WORKERS] for i in range(WORKERS)]
+    return list(itertools.chain.from_iterable(pool.starmap(fn, [(share, *args) for share in shares])))
 
 
 def synchronized(fn, device):

@@ -21,7 +21,7 @@ def load_rows(paths):
         info = doc.get("machine_info", {})
         cpu = info.get("cpu", {}).get("brand_raw") or info.get("processor", "?")
         gpu = info.get("gpu")
-        machines.append(f"{cpu}, {info.get('cpu_threads', '?')} threads"
+        machines.append(f"{cpu}, {info.get('cpu_threads', '?')} threads (decoding anchors: as many processes)"
                         + (f", {gpu}" if gpu else ", no GPU")
                         + f"; torch {info.get('torch', '?')}, CUDA {info.get('cuda') or '-'}; {doc.get('datetime', '')[:10]}")
         for bench in doc["benchmarks"]:

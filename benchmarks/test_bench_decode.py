@@ -9,7 +9,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from conftest import DEVICES, peaky_log_probs, record, synchronized
+from conftest import DEVICES, on_workers, peaky_log_probs, record, synchronized
 
 import crnn_fast
 
@@ -94,60 +94,61 @@ def test_beam_crnn_fast(benchmark, sizes, shape, beam, device):
     benchmark.pedantic(run, args=(lp,), kwargs=dict(beam_width=beam), rounds=1, iterations=1)
 
 
-@pytest.mark.parametrize("beam", BEAMS)
-@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
-def test_beam_fast_ctc_decode(benchmark, sizes, shape, beam):
-    fcd = pytest.importorskip("fast_ctc_decode")
-    lp = peaky_log_probs(sizes[1], *shape)
-    probs = lp.exp().numpy().astype(np.float32)
-    alphabet = "".join(chr(0x100 + c) for c in range(shape[1]))  # blank first, one character per class
-    record(benchmark, f"beam {beam} {shape_id(shape)}", sizes[1], library="fast-ctc-decode", device="cpu", beam=beam)
+# The anchors decode one sequence per Python call; these run on a worker's share of
+# the sequences (numpy (N, T, C) float32 arrays) and return token lists.
 
-    def run():
-        return [fcd.beam_search(p, alphabet, beam_size=beam, beam_cut_threshold=0.0)[0] for p in probs]
+def fast_ctc_decode_share(log_probs, beam):
+    import fast_ctc_decode
 
-    texts = benchmark.pedantic(run, rounds=1, iterations=1)
-    compare_top1(benchmark, lp, [[ord(ch) - 0x100 for ch in text] for text in texts], beam)
+    alphabet = "".join(chr(0x100 + c) for c in range(log_probs.shape[2]))  # blank first, a character per class
+    return [[ord(ch) - 0x100 for ch in fast_ctc_decode.beam_search(p, alphabet, beam_size=beam,
+                                                                   beam_cut_threshold=0.0)[0]]
+            for p in np.exp(log_probs)]
 
 
-def flashlight_decoder(beam, classes):
-    decoder = pytest.importorskip("flashlight.lib.text.decoder")
+def flashlight_share(log_probs, beam):
+    """Top-1 labelling per sequence: the path without its start/end tokens, collapsed."""
+    from flashlight.lib.text import decoder
+
+    frames, classes = log_probs.shape[1:]
     options = decoder.LexiconFreeDecoderOptions(
         beam_size=beam, beam_size_token=classes, beam_threshold=1e9, lm_weight=0.0, sil_score=0.0, log_add=True,
         criterion_type=decoder.CriterionType.CTC)
     # No language model; the silence token is the blank, scored 0.
-    return decoder.LexiconFreeDecoder(options, decoder.ZeroLM(), 0, 0, [])
-
-
-def flashlight_decode(decoder, log_probs):
-    """Top-1 labelling per sequence: the path without its start/end tokens, collapsed."""
-    frames, classes = log_probs.shape[1:]
+    flashlight = decoder.LexiconFreeDecoder(options, decoder.ZeroLM(), 0, 0, [])
     out = []
-    for x in log_probs:
-        path = decoder.decode(x.data_ptr(), frames, classes)[0].tokens[1:-1]
+    for x in np.ascontiguousarray(log_probs):
+        path = flashlight.decode(x.ctypes.data, frames, classes)[0].tokens[1:-1]
         out.append([t for t, _ in itertools.groupby(path) if t != 0])
     return out
 
 
-@pytest.mark.parametrize("beam", BEAMS)
-@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
-def test_beam_flashlight_text(benchmark, sizes, shape, beam):
-    decoder = flashlight_decoder(beam, shape[1])
-    lp = peaky_log_probs(sizes[1], *shape).contiguous()
-    record(benchmark, f"beam {beam} {shape_id(shape)}", sizes[1], library="flashlight-text", device="cpu", beam=beam)
-    labels = benchmark.pedantic(flashlight_decode, args=(decoder, lp), rounds=1, iterations=1)
+def pyctcdecode_share(log_probs, beam):
+    import pyctcdecode
+
+    decoder = pyctcdecode.build_ctcdecoder([""] + [chr(0x100 + c) for c in range(1, log_probs.shape[2])])
+    return [[ord(ch) - 0x100 for ch in decoder.decode(x, beam_width=beam)] for x in log_probs]
+
+
+ANCHORS = {"fast-ctc-decode": ("fast_ctc_decode", fast_ctc_decode_share),
+           "flashlight-text": ("flashlight.lib.text.decoder", flashlight_share),
+           "pyctcdecode": ("pyctcdecode", pyctcdecode_share)}
+
+
+def run_anchor(benchmark, workers, name, n, shape, beam):
+    module, share = ANCHORS[name]
+    pytest.importorskip(module)
+    lp = peaky_log_probs(n, *shape)
+    record(benchmark, f"beam {beam} {shape_id(shape)}", n, library=name, device="cpu", beam=beam)
+    labels = benchmark.pedantic(on_workers, args=(workers, share, lp.numpy(), beam), rounds=1, iterations=1)
     compare_top1(benchmark, lp, labels, beam)
 
 
+@pytest.mark.parametrize("anchor", list(ANCHORS))
 @pytest.mark.parametrize("beam", BEAMS)
 @pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
-def test_beam_pyctcdecode(benchmark, sizes, shape, beam):
-    pyctcdecode = pytest.importorskip("pyctcdecode")
-    lp = peaky_log_probs(sizes[1], *shape)
-    decoder = pyctcdecode.build_ctcdecoder([""] + [chr(0x100 + c) for c in range(1, shape[1])])
-    record(benchmark, f"beam {beam} {shape_id(shape)}", sizes[1], library="pyctcdecode", device="cpu", beam=beam)
-    texts = benchmark.pedantic(lambda: [decoder.decode(x, beam_width=beam) for x in lp.numpy()], rounds=1, iterations=1)
-    compare_top1(benchmark, lp, [[ord(ch) - 0x100 for ch in text] for text in texts], beam)
+def test_beam_anchor(benchmark, workers, sizes, shape, beam, anchor):
+    run_anchor(benchmark, workers, anchor, sizes[1], shape, beam)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible")
@@ -191,28 +192,14 @@ def test_speech_crnn_fast(benchmark, sizes, beam, device):
 
 
 @pytest.mark.parametrize("beam", SPEECH_BEAMS)
-def test_speech_fast_ctc_decode(benchmark, sizes, beam):
-    fcd = pytest.importorskip("fast_ctc_decode")
+def test_speech_fast_ctc_decode(benchmark, workers, sizes, beam):
     if beam > 10:
         # Measured on fast-ctc-decode 0.3.7: at beam 32 with C=1024, T=200 one call asks
         # for 8.6 GB (beam_cut_threshold 0 or 1e-4) and aborts the process.
         pytest.skip("fast-ctc-decode aborts on a failed 8.6 GB allocation at beam 32 with C=1024, T=200")
-    n = max(1, sizes[1] // 200)  # seconds per sequence
-    lp = peaky_log_probs(n, *SPEECH)
-    alphabet = "".join(chr(0x100 + c) for c in range(SPEECH[1]))
-    record(benchmark, f"beam {beam} {shape_id(SPEECH)}", n, library="fast-ctc-decode", device="cpu", beam=beam)
-    probs = lp.exp().numpy().astype(np.float32)
-    texts = benchmark.pedantic(
-        lambda: [fcd.beam_search(p, alphabet, beam_size=beam, beam_cut_threshold=0.0)[0] for p in probs],
-        rounds=1, iterations=1)
-    compare_top1(benchmark, lp, [[ord(ch) - 0x100 for ch in text] for text in texts], beam)
+    run_anchor(benchmark, workers, "fast-ctc-decode", max(1, sizes[1] // 200), SPEECH, beam)  # seconds per sequence
 
 
 @pytest.mark.parametrize("beam", SPEECH_BEAMS)
-def test_speech_flashlight_text(benchmark, sizes, beam):
-    decoder = flashlight_decoder(beam, SPEECH[1])
-    n = max(1, sizes[1] // 100)
-    lp = peaky_log_probs(n, *SPEECH).contiguous()
-    record(benchmark, f"beam {beam} {shape_id(SPEECH)}", n, library="flashlight-text", device="cpu", beam=beam)
-    labels = benchmark.pedantic(flashlight_decode, args=(decoder, lp), rounds=1, iterations=1)
-    compare_top1(benchmark, lp, labels, beam)
+def test_speech_flashlight_text(benchmark, workers, sizes, beam):
+    run_anchor(benchmark, workers, "flashlight-text", max(1, sizes[1] // 100), SPEECH, beam)
