@@ -9,11 +9,15 @@
 //  - "extend" candidates append a label c: from pb only when c repeats the last label
 //    (a repeat needs a blank in between), from pb + pnb otherwise.
 // Identical prefixes are merged (prefixes are identified by a 64-bit rolling hash),
-// and the beam_width best candidates survive. Extensions are visited per prefix in
-// decreasing class probability and cut off once they cannot enter the beam, so a
-// frame costs O(K log K + C) rather than O(K * C), with the same result as trying
-// every class. Classes outside ctcdecode's cutoff_top_n / cutoff_prob set for the
-// frame are not considered at all.
+// and the beam_width best candidates survive. Each prefix's extensions form a stream
+// in decreasing class probability; the stays and the streams' heads are taken best
+// first from one queue (ties: the earlier candidate, stays before extensions, then by
+// prefix and class rank), and only the stream a taken candidate came from moves on,
+// so a frame costs O(K log K + C) rather than O(K * C), with the same result as
+// trying every class. Only the classes that can beat the worst stay from the best
+// prefix are gathered, and they are ranked lazily, as deep as some stream goes.
+// Classes outside ctcdecode's cutoff_top_n / cutoff_prob set for the frame are not
+// considered at all.
 //
 // Prefixes are never copied: every frame records, per surviving entry, its source
 // entry and the label it appended (or -1); the best prefixes are read back at the
@@ -33,10 +37,9 @@ namespace beam {
 constexpr uint64_t kEmptyHash = 0x9E3779B97F4A7C15ull;
 constexpr int64_t kMaxBeamWidth = 4096;
 constexpr int64_t kMaxWorkspaceBytes = int64_t{1} << 30;  // per sequence
-// Up to this many, a frame's classes (or a frame's surviving entries) are put in
-// order by counting, for each, the ones that rank before it: no branches to mispredict.
+// Up to this many, a frame's classes are put in order by counting, for each, the
+// ones that rank before it: no branches to mispredict.
 constexpr int64_t kRankByCounting = 16;
-constexpr int32_t kSortByCounting = 32;
 
 C10_HOST_DEVICE inline uint64_t extend_hash(uint64_t h, int32_t label) {
   uint64_t z = h + 0x9E3779B97F4A7C15ull * (static_cast<uint64_t>(label) + 2);
@@ -75,15 +78,12 @@ C10_HOST_DEVICE inline uint64_t rank_key(float value, uint32_t index) {
 
 struct Entry {
   uint64_t hash, parent_hash;
-  uint64_t rank;  // rank_key(score, candidate order): ties go to the earlier candidate
   float pb, pnb, score;
   float last_lp;  // log-prob of the best emission so far of the prefix's last label
   int32_t last, len, last_t;
   int32_t src, label;  // where the entry came from this frame (label -1: kept the prefix)
 };
 
-// Candidate a ranks before b.
-C10_HOST_DEVICE inline bool ranks_before(const Entry& a, const Entry& b) { return a.rank < b.rank; }
 
 // Sizes of one sequence's scratch, carved out of a caller-provided buffer.
 struct Layout {
@@ -93,13 +93,13 @@ struct Layout {
         gathered(4 * sorted), slots(8) {
     while (slots < 2 * K) slots *= 2;
   }
-  // Bytes: two beams and a heap of entries, the prefix-hash table, a label mask per
-  // entry, the frame's ranked classes (and their scratch), T*K history (source,
-  // label, last_t); 8-byte fields first, and the total rounded to 16 so that
-  // consecutive sequences' buffers stay aligned.
+  // Bytes: two beams and the stays (entries), the prefix-hash table, a label mask per
+  // entry, the frame's ranked classes (and their scratch), the candidate queue, T*K
+  // history (source, label, last_t); 8-byte fields first, and the total rounded to 16
+  // so that consecutive sequences' buffers stay aligned.
   C10_HOST_DEVICE int64_t bytes() const {
     const int64_t raw =
-        3 * K * static_cast<int64_t>(sizeof(Entry)) + slots * 12 + K * 8 + (gathered + 1) * 8 + kRankByCounting * 8 + 3 * T * K * 4;
+        3 * K * static_cast<int64_t>(sizeof(Entry)) + slots * 12 + K * 8 + (gathered + 1) * 8 + kRankByCounting * 8 + 3 * K * 8 + 3 * T * K * 4;
     return (raw + 15) / 16 * 16;
   }
 };
@@ -117,12 +117,13 @@ class Decoder {
     Entry* entries = reinterpret_cast<Entry*>(buffer);
     beam_ = entries;
     next_ = entries + L.K;
-    heap_ = entries + 2 * L.K;
+    stays_ = entries + 2 * L.K;
     slot_key_ = reinterpret_cast<uint64_t*>(entries + 3 * L.K);
     children_ = slot_key_ + L.slots;
     ranked_ = children_ + L.K;
     scratch_ = ranked_ + L.gathered + 1;
-    slot_val_ = reinterpret_cast<int32_t*>(scratch_ + kRankByCounting);
+    queue_ = scratch_ + kRankByCounting;
+    slot_val_ = reinterpret_cast<int32_t*>(queue_ + 3 * L.K);
     hist_src_ = slot_val_ + L.slots;
     hist_label_ = hist_src_ + L.T * L.K;
     hist_last_t_ = hist_label_ + L.T * L.K;
@@ -134,7 +135,7 @@ class Decoder {
                            const Params& p, int32_t* tokens, int32_t* out_lengths, float* scores,
                            int32_t* timesteps) {
     size_ = 1;
-    beam_[0] = Entry{kEmptyHash, 0, 0, 0.0f, -INFINITY, 0.0f, -INFINITY, -1, 0, -1, -1, -1};
+    beam_[0] = Entry{kEmptyHash, 0, 0.0f, -INFINITY, 0.0f, -INFINITY, -1, 0, -1, -1, -1};
     for (int64_t t = 0; t < len; ++t) step(log_probs + t * sT, sC, C, t, p);
     write_paths(len, p.top_paths, tokens, out_lengths, scores, timesteps);
   }
@@ -147,16 +148,17 @@ class Decoder {
       count_cutoff(p);
     }
     build_table();
-    heap_size_ = 0;
-    uint32_t order = 0;
+    queue_size_ = 0;
     const float blank_lp = in_cutoff(frame, sC, C, p.blank, p)
                                ? static_cast<float>(frame[p.blank * sC]) - p.blank_penalty
                                : -INFINITY;
 
     // Stays: every prefix kept, fed by blanks, repeats and its parent's emission.
+    float worst = INFINITY;
     for (int32_t k = 0; k < size_; ++k) {
       const Entry& e = beam_[k];
-      Entry s = e;
+      Entry& s = stays_[k];
+      s = e;
       s.src = k;
       s.label = -1;
       s.pb = e.score + blank_lp;
@@ -176,8 +178,8 @@ class Decoder {
         }
       }
       s.score = log_add(s.pb, s.pnb);
-      s.rank = rank_key(s.score, order++);
-      push(s);
+      worst = s.score < worst ? s.score : worst;
+      enqueue(rank_key(s.score, static_cast<uint32_t>(k)), s.score);
     }
 
     if (!p.prune) {
@@ -185,54 +187,43 @@ class Decoder {
       // score cannot beat the worst stay never enters: rank only the classes above that
       // floor (a prefix of the frame's ranking), lowered by a rounding margin.
       float floor = -INFINITY;
-      if (heap_size_ == L.K && size_ > 0) {
-        const float worst = heap_[0].score, best = beam_[0].score;
+      if (size_ == L.K) {
+        const float best = beam_[0].score;
         floor = (worst - best) - 1e-5f * (1.0f + fabsf(worst) + fabsf(best));
       }
       gather_classes(frame, sC, C, floor);
       cutoff_len_ = C;
     }
 
-    // Extensions to prefixes not in the beam, best classes first. Their hashes are
-    // computed only for the ones that survive the frame.
-    for (int32_t k = 0; k < size_; ++k) {
+    // Extensions: per prefix, a stream of candidates in decreasing class probability.
+    // The candidates (stays and stream heads) are taken best first, and the stream a
+    // taken candidate came from moves on, until the beam is full: classes are ranked
+    // only as deep as some prefix needs.
+    for (int32_t k = 0; k < size_; ++k) advance(k, 0, p);
+    int32_t n = 0;
+    while (n < L.K && queue_size_ > 0) {
+      const uint64_t key = dequeue();
+      const uint32_t seq = static_cast<uint32_t>(key & 0xFFFFFFFFu);
+      if (seq < static_cast<uint32_t>(L.K)) {
+        next_[n++] = stays_[seq];
+        continue;
+      }
+      const int32_t k = static_cast<int32_t>((seq - L.K) / L.sorted);
+      const int64_t r = (seq - L.K) % L.sorted;
       const Entry& e = beam_[k];
-      for (int64_t r = 0; r < n_classes_; ++r) {
-        if (r == n_ranked_) rank_next();
-        const int32_t c = sorted_class(r);
-        const float lp = sorted_lp(r);
-        if (heap_size_ == L.K && !(e.score + lp > heap_[0].score)) break;  // nothing later can enter
-        if (c == p.blank || !in_cutoff_rank(r)) continue;
-        // Already in the beam (a child of e with this label): merged into its stay above.
-        if (((children_[k] >> (c & 63)) & 1) && lookup(extend_hash(e.hash, c)) >= 0) continue;
-        Entry x;
-        x.pb = -INFINITY;
-        x.pnb = (c == e.last ? e.pb : e.score) + lp;
-        x.score = x.pnb;
-        x.rank = rank_key(x.score, order++);
-        x.last_lp = lp;
-        x.last = c;
-        x.len = e.len + 1;
-        x.last_t = static_cast<int32_t>(t);
-        x.src = k;
-        x.label = c;
-        push(x);
-      }
-    }
-
-    // The heap's entries, best first, become the beam; record where they came from.
-    const int32_t n = heap_size_;
-    if (n <= kSortByCounting) {
-      for (int32_t i = 0; i < n; ++i) {
-        int32_t r = 0;
-        for (int32_t j = 0; j < n; ++j) r += heap_[j].rank < heap_[i].rank;
-        next_[r] = heap_[i];
-      }
-    } else {
-      for (int32_t i = n - 1; i >= 0; --i) {
-        next_[i] = heap_[0];
-        pop();
-      }
+      const int32_t c = sorted_class(r);
+      const float lp = sorted_lp(r);
+      Entry& x = next_[n++];
+      x.pb = -INFINITY;
+      x.pnb = (c == e.last ? e.pb : e.score) + lp;
+      x.score = x.pnb;
+      x.last_lp = lp;
+      x.last = c;
+      x.len = e.len + 1;
+      x.last_t = static_cast<int32_t>(t);
+      x.src = k;
+      x.label = c;
+      if (c != e.last) advance(k, r + 1, p);  // a repeat of the last label is a candidate of its own
     }
     for (int32_t k = 0; k < n; ++k) {
       Entry& x = next_[k];
@@ -373,41 +364,54 @@ class Decoder {
     return -1;
   }
 
-  // Min-heap of at most K candidates; heap_[0] ranks last.
-  C10_HOST_DEVICE void push(const Entry& e) {
-    if (e.score == -INFINITY) return;
-    if (heap_size_ == L.K) {
-      if (!ranks_before(e, heap_[0])) return;
-      heap_[0] = e;
-      sift_down(0);
+  // Queues prefix k's next extension at rank r or later: classes that are the blank,
+  // outside the cutoff or already a child in the beam are passed over; so is the
+  // prefix's last label, whose candidate (from pb, a smaller score) is queued on its own.
+  C10_HOST_DEVICE void advance(int32_t k, int64_t r, const Params& p) {
+    const Entry& e = beam_[k];
+    for (; r < n_classes_; ++r) {
+      if (r == n_ranked_) rank_next();
+      const int32_t c = sorted_class(r);
+      if (c == p.blank || !in_cutoff_rank(r)) continue;
+      if (((children_[k] >> (c & 63)) & 1) && lookup(extend_hash(e.hash, c)) >= 0) continue;
+      const uint32_t seq = static_cast<uint32_t>(L.K + k * L.sorted + r);
+      const float lp = sorted_lp(r);
+      if (c == e.last) {
+        enqueue(rank_key(e.pb + lp, seq), e.pb + lp);
+        continue;
+      }
+      enqueue(rank_key(e.score + lp, seq), e.score + lp);
       return;
     }
-    int32_t i = heap_size_++;
+  }
+
+  // Min-queue of candidate rank keys (ties: the earlier candidate first).
+  C10_HOST_DEVICE void enqueue(uint64_t key, float score) {
+    if (score == -INFINITY) return;
+    int32_t i = queue_size_++;
     while (i > 0) {
       const int32_t parent = (i - 1) / 2;
-      if (!ranks_before(heap_[parent], e)) break;
-      heap_[i] = heap_[parent];
+      if (queue_[parent] < key) break;
+      queue_[i] = queue_[parent];
       i = parent;
     }
-    heap_[i] = e;
+    queue_[i] = key;
   }
 
-  C10_HOST_DEVICE void pop() {
-    heap_[0] = heap_[--heap_size_];
-    sift_down(0);
-  }
-
-  C10_HOST_DEVICE void sift_down(int32_t i) {
-    const Entry e = heap_[i];
+  C10_HOST_DEVICE uint64_t dequeue() {
+    const uint64_t top = queue_[0];
+    const uint64_t key = queue_[--queue_size_];
+    int32_t i = 0;
     while (true) {
       int32_t child = 2 * i + 1;
-      if (child >= heap_size_) break;
-      if (child + 1 < heap_size_ && ranks_before(heap_[child], heap_[child + 1])) ++child;
-      if (!ranks_before(e, heap_[child])) break;
-      heap_[i] = heap_[child];
+      if (child >= queue_size_) break;
+      child += child + 1 < queue_size_ && queue_[child + 1] < queue_[child];
+      if (key < queue_[child]) break;
+      queue_[i] = queue_[child];
       i = child;
     }
-    heap_[i] = e;
+    queue_[i] = key;
+    return top;
   }
 
   // Reads the best top_paths prefixes back through the history.
@@ -440,11 +444,11 @@ class Decoder {
   }
 
   Layout L;
-  Entry *beam_, *next_, *heap_;
+  Entry *beam_, *next_, *stays_;
   uint64_t* slot_key_;
-  uint64_t *children_, *ranked_, *scratch_;  // label masks of the beam's children; the frame's classes
+  uint64_t *children_, *ranked_, *scratch_, *queue_;  // label masks of the beam's children; the frame's classes
   int32_t *slot_val_, *hist_src_, *hist_label_, *hist_last_t_;
-  int32_t size_ = 0, heap_size_ = 0;
+  int32_t size_ = 0, queue_size_ = 0;
   int64_t n_gathered_ = 0, n_ranked_ = 0, n_classes_ = 0, cutoff_len_ = 0;
 };
 
