@@ -8,20 +8,27 @@
 //    label adds to pnb (collapsed), and so does the parent prefix emitting that label;
 //  - "extend" candidates append a label c: from pb only when c repeats the last label
 //    (a repeat needs a blank in between), from pb + pnb otherwise.
-// Identical prefixes are merged (prefixes are identified by a 64-bit rolling hash),
-// and the beam_width best candidates survive. Each prefix's extensions form a stream
-// in decreasing class probability; the stays and the streams' heads are taken best
-// first from one queue (ties: the earlier candidate, stays before extensions, then by
-// prefix and class rank), and only the stream a taken candidate came from moves on,
-// so a frame costs O(K log K + C) rather than O(K * C), with the same result as
-// trying every class. Only the classes that can beat the worst stay from the best
-// prefix are gathered, and they are ranked lazily, as deep as some stream goes.
-// Classes outside ctcdecode's cutoff_top_n / cutoff_prob set for the frame are not
-// considered at all.
+// Identical prefixes are merged and the beam_width (K) best candidates survive, ties
+// going to the earlier candidate (stays in beam order, then extensions by prefix and
+// class rank). Instead of scoring K * C extensions per frame, the decoder takes the
+// candidates best first and stops when the beam is full:
+//  - a stay's score (a logaddexp of up to three terms) is worked out at once if the
+//    stay beats every extension, else bounded by its largest term plus ln 3 and worked
+//    out only if that bound comes first;
+//  - only the classes that can beat the worst stay from the best prefix are gathered,
+//    and they are ranked lazily, as deep as the search goes;
+//  - the extensions by the class of rank r form a column, sorted because the beam is:
+//    columns open in rank order once a bound on their best candidate comes first, and
+//    the best of the open columns' heads and a small queue (stays, repeats of a
+//    prefix's last label) is taken next.
+// The result is the same as trying every class. Classes outside ctcdecode's
+// cutoff_top_n / cutoff_prob set for the frame are not considered at all.
 //
 // Prefixes are never copied: every frame records, per surviving entry, its source
 // entry and the label it appended (or -1); the best prefixes are read back at the
-// end. The timestep of a label is the frame of its most probable emission, as in
+// end. Each entry knows its parent's index in the beam, kept up to date frame by
+// frame; prefixes are also identified by a 64-bit rolling hash, which finds a
+// parent that comes back into the beam as a new extension. The timestep of a label is the frame of its most probable emission, as in
 // ctcdecode.
 #pragma once
 
@@ -40,6 +47,10 @@ constexpr int64_t kMaxWorkspaceBytes = int64_t{1} << 30;  // per sequence
 // Up to this many, a frame's classes are put in order by counting, for each, the
 // ones that rank before it: no branches to mispredict.
 constexpr int64_t kRankByCounting = 16;
+constexpr uint64_t kNone = ~uint64_t{0};  // ranks after every candidate
+// Up to this many entries, a stay whose parent left the beam looks for it among the
+// frame's new extensions one by one; above, through a hash table.
+constexpr int32_t kScanExtensions = 16;
 
 C10_HOST_DEVICE inline uint64_t extend_hash(uint64_t h, int32_t label) {
   uint64_t z = h + 0x9E3779B97F4A7C15ull * (static_cast<uint64_t>(label) + 2);
@@ -52,7 +63,8 @@ C10_HOST_DEVICE inline float log_add(float a, float b) {
   if (a == -INFINITY) return b;
   if (b == -INFINITY) return a;
   const float hi = a > b ? a : b, lo = a > b ? b : a;
-  return hi + log1pf(expf(lo - hi));
+  // Below e^-104, expf rounds to 0 (through glibc's slow underflow path): the sum is hi.
+  return lo - hi < -104.0f ? hi : hi + log1pf(expf(lo - hi));
 }
 
 // A float's bits as an unsigned key that orders the other way round: larger values
@@ -82,26 +94,40 @@ struct Entry {
   float last_lp;  // log-prob of the best emission so far of the prefix's last label
   int32_t last, len, last_t;
   int32_t src, label;  // where the entry came from this frame (label -1: kept the prefix)
+  int32_t parent;      // the beam index of the prefix without its last label, or -1
 };
-
 
 // Sizes of one sequence's scratch, carved out of a caller-provided buffer.
 struct Layout {
   int64_t K, T, sorted, gathered, slots;
+  int32_t rank_bits;  // a class rank fits in this many bits
   C10_HOST_DEVICE Layout(int64_t beam_width, int64_t frames, int64_t classes)
       : K(beam_width), T(frames), sorted(2 * beam_width + 1 < classes ? 2 * beam_width + 1 : classes),
-        gathered(4 * sorted), slots(8) {
+        gathered(4 * sorted), slots(8), rank_bits(0) {
     while (slots < 2 * K) slots *= 2;
+    while ((int64_t{1} << rank_bits) < sorted) ++rank_bits;
   }
-  // Bytes: two beams and the stays (entries), the prefix-hash table, a label mask per
-  // entry, the frame's ranked classes (and their scratch), the candidate queue, T*K
-  // history (source, label, last_t); 8-byte fields first, and the total rounded to 16
-  // so that consecutive sequences' buffers stay aligned.
-  C10_HOST_DEVICE int64_t bytes() const {
-    const int64_t raw =
-        3 * K * static_cast<int64_t>(sizeof(Entry)) + slots * 12 + K * 8 + (gathered + 1) * 8 + kRankByCounting * 8 + 3 * K * 8 + 3 * T * K * 4;
-    return (raw + 15) / 16 * 16;
+  C10_HOST_DEVICE int64_t bytes() const;  // rounded to 16, so that consecutive buffers stay aligned
+};
+
+// Hands out consecutive arrays of a buffer, each aligned for its type; with no buffer,
+// it only counts the bytes.
+class Carver {
+ public:
+  C10_HOST_DEVICE explicit Carver(unsigned char* base) : base_(base) {}
+  template <typename T>
+  C10_HOST_DEVICE T* take(int64_t n) {
+    used_ = (used_ + static_cast<int64_t>(alignof(T)) - 1) / static_cast<int64_t>(alignof(T)) *
+            static_cast<int64_t>(alignof(T));
+    T* p = base_ ? reinterpret_cast<T*>(base_ + used_) : nullptr;
+    used_ += n * static_cast<int64_t>(sizeof(T));
+    return p;
   }
+  C10_HOST_DEVICE int64_t bytes() const { return (used_ + 15) / 16 * 16; }
+
+ private:
+  unsigned char* base_;
+  int64_t used_ = 0;
 };
 
 struct Params {
@@ -113,21 +139,33 @@ struct Params {
 template <typename scalar_t>
 class Decoder {
  public:
+  // A null buffer only sizes the scratch (Layout::bytes).
   C10_HOST_DEVICE Decoder(const Layout& layout, unsigned char* buffer) : L(layout) {
-    Entry* entries = reinterpret_cast<Entry*>(buffer);
-    beam_ = entries;
-    next_ = entries + L.K;
-    stays_ = entries + 2 * L.K;
-    slot_key_ = reinterpret_cast<uint64_t*>(entries + 3 * L.K);
-    children_ = slot_key_ + L.slots;
-    ranked_ = children_ + L.K;
-    scratch_ = ranked_ + L.gathered + 1;
-    queue_ = scratch_ + kRankByCounting;
-    slot_val_ = reinterpret_cast<int32_t*>(queue_ + 3 * L.K);
-    hist_src_ = slot_val_ + L.slots;
-    hist_label_ = hist_src_ + L.T * L.K;
-    hist_last_t_ = hist_label_ + L.T * L.K;
+    Carver carve(buffer);
+    beam_ = carve.take<Entry>(L.K);
+    next_ = carve.take<Entry>(L.K);
+    stays_ = carve.take<Entry>(L.K);
+    children_ = carve.take<uint64_t>(L.K);
+    ranked_ = carve.take<uint64_t>(L.gathered + 1);
+    scratch_ = carve.take<uint64_t>(kRankByCounting);
+    queue_ = carve.take<uint64_t>(2 * L.K + 4);  // stays, repeats, and replace_top's padding
+    column_key_ = carve.take<uint64_t>(L.sorted);
+    slot_key_ = carve.take<uint64_t>(L.slots);
+    feed_ = carve.take<float>(L.K);
+    column_row_ = carve.take<int32_t>(L.sorted);
+    column_rank_ = carve.take<int32_t>(L.sorted);
+    stay_at_ = carve.take<int32_t>(L.K);
+    first_child_ = carve.take<int32_t>(L.K);
+    next_sibling_ = carve.take<int32_t>(L.K);
+    slot_val_ = carve.take<int32_t>(L.slots);
+    hist_src_ = carve.take<int32_t>(L.T * L.K);
+    hist_label_ = carve.take<int32_t>(L.T * L.K);
+    hist_last_t_ = carve.take<int32_t>(L.T * L.K);
+    scored_ = carve.take<bool>(L.K);
+    bytes_ = carve.bytes();
   }
+
+  C10_HOST_DEVICE int64_t bytes() const { return bytes_; }
 
   // Decodes `len` frames of (C,) log-prob rows (`frame(t)[c * sC]`) and writes the
   // top_paths best prefixes: tokens/timesteps rows of width T padded with -1.
@@ -135,7 +173,7 @@ class Decoder {
                            const Params& p, int32_t* tokens, int32_t* out_lengths, float* scores,
                            int32_t* timesteps) {
     size_ = 1;
-    beam_[0] = Entry{kEmptyHash, 0, 0.0f, -INFINITY, 0.0f, -INFINITY, -1, 0, -1, -1, -1};
+    beam_[0] = Entry{kEmptyHash, 0, 0.0f, -INFINITY, 0.0f, -INFINITY, -1, 0, -1, -1, -1, -1};
     for (int64_t t = 0; t < len; ++t) step(log_probs + t * sT, sC, C, t, p);
     write_paths(len, p.top_paths, tokens, out_lengths, scores, timesteps);
   }
@@ -147,14 +185,20 @@ class Decoder {
       while (n_ranked_ < n_classes_) rank_next();
       count_cutoff(p);
     }
-    build_table();
+    for (int32_t k = 0; k < size_; ++k) {
+      children_[k] = 0;
+      first_child_[k] = -1;
+    }
     queue_size_ = 0;
     const float blank_lp = in_cutoff(frame, sC, C, p.blank, p)
                                ? static_cast<float>(frame[p.blank * sC]) - p.blank_penalty
                                : -INFINITY;
 
-    // Stays: every prefix kept, fed by blanks, repeats and its parent's emission.
-    float worst = INFINITY;
+    // Stays: every prefix kept, fed by blanks (pb), repeats (pnb) and its parent's
+    // emission (feed). The score, logaddexp of the three, is at least their maximum and
+    // at most that plus ln 3: the stay is queued with that bound and its score is worked
+    // out only if the bound comes first (most stays lose to extensions).
+    float worst = INFINITY;  // at most the worst stay's score
     for (int32_t k = 0; k < size_; ++k) {
       const Entry& e = beam_[k];
       Entry& s = stays_[k];
@@ -162,24 +206,29 @@ class Decoder {
       s.src = k;
       s.label = -1;
       s.pb = e.score + blank_lp;
-      s.pnb = -INFINITY;
+      s.pnb = feed_[k] = -INFINITY;
       if (e.len > 0) {
         const float lp = label_lp(frame, sC, C, e.last, p);
         s.pnb = e.pnb + lp;
-        const int32_t parent = lookup(e.parent_hash);
-        if (parent >= 0) children_[parent] |= uint64_t{1} << (e.last & 63);
+        const int32_t parent = e.parent;
+        if (parent >= 0) {
+          children_[parent] |= uint64_t{1} << (e.last & 63);
+          next_sibling_[k] = first_child_[parent];
+          first_child_[parent] = k;
+        }
         if (parent >= 0 && lp > -INFINITY) {
           const Entry& q = beam_[parent];
-          s.pnb = log_add(s.pnb, (q.last == e.last ? q.pb : q.score) + lp);
+          feed_[k] = (q.last == e.last ? q.pb : q.score) + lp;
           if (lp > s.last_lp) {
             s.last_lp = lp;
             s.last_t = static_cast<int32_t>(t);
           }
         }
       }
-      s.score = log_add(s.pb, s.pnb);
-      worst = s.score < worst ? s.score : worst;
-      enqueue(rank_key(s.score, static_cast<uint32_t>(k)), s.score);
+      float low = s.pb > s.pnb ? s.pb : s.pnb;
+      low = feed_[k] > low ? feed_[k] : low;
+      s.score = low;  // for now
+      worst = low < worst ? low : worst;
     }
 
     if (!p.prune) {
@@ -195,45 +244,98 @@ class Decoder {
       cutoff_len_ = C;
     }
 
-    // Extensions: per prefix, a stream of candidates in decreasing class probability.
-    // The candidates (stays and stream heads) are taken best first, and the stream a
-    // taken candidate came from moves on, until the beam is full: classes are ranked
-    // only as deep as some prefix needs.
-    for (int32_t k = 0; k < size_; ++k) advance(k, 0, p);
+    // A stay that beats every extension is scored now; the others are queued with a
+    // bound (their largest term plus ln 3 or more) and scored if that comes first.
+    const float extension_bound = size_ > 0 ? beam_[0].score + best_label_lp(p) : -INFINITY;
+    for (int32_t k = 0; k < size_; ++k) {
+      Entry& s = stays_[k];
+      const float low = s.score;
+      if (low == -INFINITY) continue;  // no alignment left
+      scored_[k] = !(low < extension_bound);
+      if (scored_[k]) {
+        s.pnb = log_add(s.pnb, feed_[k]);
+        s.score = log_add(s.pb, s.pnb);
+      } else {
+        s.score = low + 1.1f + 1e-5f * fabsf(low);  // ln 3 < 1.1, with room for rounding
+      }
+      enqueue(rank_key(s.score, static_cast<uint32_t>(k)), s.score);
+    }
+
+    // Extensions, by class rank: column r lists the candidates (k, r), prefix k plus
+    // the class of rank r, for k = 0, 1, ... in decreasing score (the prefixes are in
+    // order), without those that are not candidates (the blank, classes outside the
+    // cutoff, children already in the beam) and without the repeats of k's last label,
+    // which go to the queue (their score comes from pb). Columns open in rank order once
+    // a bound on their best candidate comes first. The candidates are taken best first
+    // from the queue (stays, repeats) and the open columns' heads until the beam is full.
+    n_open_ = 0;
+    next_column_ = 0;
+    next_bound_ = column_bound(0);
     int32_t n = 0;
-    while (n < L.K && queue_size_ > 0) {
-      const uint64_t key = dequeue();
-      const uint32_t seq = static_cast<uint32_t>(key & 0xFFFFFFFFu);
-      if (seq < static_cast<uint32_t>(L.K)) {
-        next_[n++] = stays_[seq];
+    while (n < L.K) {
+      uint64_t best = queue_size_ > 0 ? queue_[0] : kNone;
+      int32_t from = -1;  // the queue, else a column
+      for (int32_t j = 0; j < n_open_; ++j) {
+        const bool less = column_key_[j] < best;
+        best = less ? column_key_[j] : best;
+        from = less ? j : from;
+      }
+      if (next_bound_ < best) {
+        open_column(p);
         continue;
       }
-      const int32_t k = static_cast<int32_t>((seq - L.K) / L.sorted);
-      const int64_t r = (seq - L.K) % L.sorted;
-      const Entry& e = beam_[k];
-      const int32_t c = sorted_class(r);
-      const float lp = sorted_lp(r);
-      Entry& x = next_[n++];
-      x.pb = -INFINITY;
-      x.pnb = (c == e.last ? e.pb : e.score) + lp;
-      x.score = x.pnb;
-      x.last_lp = lp;
-      x.last = c;
-      x.len = e.len + 1;
-      x.last_t = static_cast<int32_t>(t);
-      x.src = k;
-      x.label = c;
-      if (c != e.last) advance(k, r + 1, p);  // a repeat of the last label is a candidate of its own
+      if (best == kNone) break;
+      if (from < 0) {
+        const uint32_t seq = static_cast<uint32_t>(best & 0xFFFFFFFFu);
+        if (seq < static_cast<uint32_t>(L.K) && !scored_[seq]) {  // a stay's bound: its score replaces it
+          Entry& s = stays_[seq];
+          scored_[seq] = true;
+          s.pnb = log_add(s.pnb, feed_[seq]);
+          s.score = log_add(s.pb, s.pnb);
+          replace_top(rank_key(s.score, seq));
+          continue;
+        }
+        dequeue();
+        if (seq < static_cast<uint32_t>(L.K)) {
+          next_[n++] = stays_[seq];
+          continue;
+        }
+        const int32_t k = static_cast<int32_t>((seq - L.K) >> L.rank_bits);
+        extend(next_[n++], k, (seq - L.K) & ((uint32_t{1} << L.rank_bits) - 1), t);
+        continue;
+      }
+      extend(next_[n++], column_row_[from], column_rank_[from], t);
+      move_column(from, p);
     }
-    for (int32_t k = 0; k < n; ++k) {
-      Entry& x = next_[k];
-      if (x.label >= 0) {
+    // Parents in the new beam: an extension's is its source prefix, if that stayed; a
+    // stay's is its old parent, if that stayed, and if it had none, possibly one of the
+    // new extensions (found by prefix hash).
+    bool orphans = false;
+    for (int32_t k = 0; k < size_; ++k) stay_at_[k] = -1;
+    for (int32_t i = 0; i < n; ++i) {
+      Entry& x = next_[i];
+      if (x.label < 0) {
+        stay_at_[x.src] = i;
+        orphans |= x.parent < 0 && x.len > 0;
+      } else {
         x.parent_hash = beam_[x.src].hash;
         x.hash = extend_hash(x.parent_hash, x.label);
       }
-      hist_src_[t * L.K + k] = x.src;
-      hist_label_[t * L.K + k] = x.label;
-      hist_last_t_[t * L.K + k] = x.last_t;
+    }
+    const bool indexed = orphans && n > kScanExtensions;
+    if (indexed) index_extensions(n);
+    for (int32_t i = 0; i < n; ++i) {
+      Entry& x = next_[i];
+      if (x.label >= 0) {
+        x.parent = stay_at_[x.src];
+      } else if (x.parent >= 0) {
+        x.parent = stay_at_[x.parent];
+      } else if (x.len > 0) {
+        x.parent = indexed ? find_extension(x.parent_hash) : scan_extensions(x.parent_hash, n);
+      }
+      hist_src_[t * L.K + i] = x.src;
+      hist_label_[t * L.K + i] = x.label;
+      hist_last_t_[t * L.K + i] = x.last_t;
     }
     Entry* old = beam_;
     beam_ = next_;
@@ -249,11 +351,14 @@ class Decoder {
   C10_HOST_DEVICE void gather_classes(const scalar_t* frame, int64_t sC, int64_t C, float floor) {
     int64_t n = 0;
     for (int64_t c = 0; c < C && n <= L.gathered; ++c) {
-      const float v = static_cast<float>(frame[c * sC]);
-      ranked_[n] = rank_key(v, static_cast<uint32_t>(c));
-      n += v > floor;
+      ranked_[n] = static_cast<uint64_t>(c);
+      n += static_cast<float>(frame[c * sC]) > floor;
     }
     if (n <= L.gathered) {
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t c = static_cast<int64_t>(ranked_[i]);
+        ranked_[i] = rank_key(static_cast<float>(frame[c * sC]), static_cast<uint32_t>(c));
+      }
       n_ranked_ = 0;
       n_classes_ = n < L.sorted ? n : L.sorted;
       n_gathered_ = n;
@@ -343,19 +448,26 @@ class Decoder {
     return in_cutoff(frame, sC, C, c, p) ? static_cast<float>(frame[c * sC]) : -INFINITY;
   }
 
-  // Open-addressing table from prefix hash to beam index.
-  C10_HOST_DEVICE void build_table() {
+  // Open-addressing table from the new extensions' prefix hashes to their index in next_.
+  C10_HOST_DEVICE void index_extensions(int32_t n) {
     for (int64_t i = 0; i < L.slots; ++i) slot_val_[i] = -1;
-    for (int32_t k = 0; k < size_; ++k) children_[k] = 0;
-    for (int32_t k = 0; k < size_; ++k) {
-      int64_t i = static_cast<int64_t>(beam_[k].hash & static_cast<uint64_t>(L.slots - 1));
+    for (int32_t k = 0; k < n; ++k) {
+      if (next_[k].label < 0) continue;
+      int64_t i = static_cast<int64_t>(next_[k].hash & static_cast<uint64_t>(L.slots - 1));
       while (slot_val_[i] >= 0) i = (i + 1) & (L.slots - 1);
-      slot_key_[i] = beam_[k].hash;
+      slot_key_[i] = next_[k].hash;
       slot_val_[i] = k;
     }
   }
 
-  C10_HOST_DEVICE int32_t lookup(uint64_t h) const {
+  C10_HOST_DEVICE int32_t scan_extensions(uint64_t h, int32_t n) const {
+    for (int32_t i = 0; i < n; ++i) {
+      if (next_[i].label >= 0 && next_[i].hash == h) return i;
+    }
+    return -1;
+  }
+
+  C10_HOST_DEVICE int32_t find_extension(uint64_t h) const {
     int64_t i = static_cast<int64_t>(h & static_cast<uint64_t>(L.slots - 1));
     while (slot_val_[i] >= 0) {
       if (slot_key_[i] == h) return slot_val_[i];
@@ -364,25 +476,77 @@ class Decoder {
     return -1;
   }
 
-  // Queues prefix k's next extension at rank r or later: classes that are the blank,
-  // outside the cutoff or already a child in the beam are passed over; so is the
-  // prefix's last label, whose candidate (from pb, a smaller score) is queued on its own.
-  C10_HOST_DEVICE void advance(int32_t k, int64_t r, const Params& p) {
+  // Whether prefix k plus label c is in the beam.
+  C10_HOST_DEVICE bool has_child(int32_t k, int32_t c) const {
+    for (int32_t j = first_child_[k]; j >= 0; j = next_sibling_[j]) {
+      if (beam_[j].last == c) return true;
+    }
+    return false;
+  }
+
+  // Candidate (k, r): prefix k plus the class of rank r.
+  C10_HOST_DEVICE uint32_t candidate_seq(int32_t k, int64_t r) const {
+    return static_cast<uint32_t>(L.K + (static_cast<int64_t>(k) << L.rank_bits) + r);
+  }
+
+  C10_HOST_DEVICE void extend(Entry& x, int32_t k, int64_t r, int64_t t) const {
     const Entry& e = beam_[k];
-    for (; r < n_classes_; ++r) {
+    const int32_t c = sorted_class(r);
+    const float lp = sorted_lp(r);
+    x.pb = -INFINITY;
+    x.pnb = (c == e.last ? e.pb : e.score) + lp;
+    x.score = x.pnb;
+    x.last_lp = lp;
+    x.last = c;
+    x.len = e.len + 1;
+    x.last_t = static_cast<int32_t>(t);
+    x.src = k;
+    x.label = c;
+  }
+
+  // The frame's best log-prob among the gathered classes other than the blank.
+  C10_HOST_DEVICE float best_label_lp(const Params& p) {
+    for (int64_t r = 0; r < n_classes_ && r < 2; ++r) {
       if (r == n_ranked_) rank_next();
-      const int32_t c = sorted_class(r);
-      if (c == p.blank || !in_cutoff_rank(r)) continue;
-      if (((children_[k] >> (c & 63)) & 1) && lookup(extend_hash(e.hash, c)) >= 0) continue;
-      const uint32_t seq = static_cast<uint32_t>(L.K + k * L.sorted + r);
-      const float lp = sorted_lp(r);
+      if (sorted_class(r) != p.blank) return sorted_lp(r);
+    }
+    return -INFINITY;
+  }
+
+  // A bound on every candidate of column r and later: the best prefix plus rank r.
+  C10_HOST_DEVICE uint64_t column_bound(int64_t r) {
+    if (size_ == 0 || r >= n_classes_) return kNone;
+    if (r == n_ranked_) rank_next();
+    return rank_key(beam_[0].score + sorted_lp(r), candidate_seq(0, r));
+  }
+
+  C10_HOST_DEVICE void open_column(const Params& p) {
+    const int64_t r = next_column_++;
+    next_bound_ = column_bound(next_column_);
+    if (sorted_class(r) == p.blank || !in_cutoff_rank(r)) return;
+    const int32_t j = n_open_++;
+    column_rank_[j] = r;
+    column_row_[j] = -1;
+    move_column(j, p);
+  }
+
+  // Moves column j to its next candidate, queueing the repeats it passes.
+  C10_HOST_DEVICE void move_column(int32_t j, const Params& p) {
+    const int64_t r = column_rank_[j];
+    const int32_t c = sorted_class(r);
+    const float lp = sorted_lp(r);
+    for (int32_t k = column_row_[j] + 1; k < size_; ++k) {
+      const Entry& e = beam_[k];
+      if (((children_[k] >> (c & 63)) & 1) && has_child(k, c)) continue;
       if (c == e.last) {
-        enqueue(rank_key(e.pb + lp, seq), e.pb + lp);
+        enqueue(rank_key(e.pb + lp, candidate_seq(k, r)), e.pb + lp);
         continue;
       }
-      enqueue(rank_key(e.score + lp, seq), e.score + lp);
+      column_row_[j] = k;
+      column_key_[j] = rank_key(e.score + lp, candidate_seq(k, r));
       return;
     }
+    column_key_[j] = kNone;
   }
 
   // Min-queue of candidate rank keys (ties: the earlier candidate first).
@@ -390,7 +554,7 @@ class Decoder {
     if (score == -INFINITY) return;
     int32_t i = queue_size_++;
     while (i > 0) {
-      const int32_t parent = (i - 1) / 2;
+      const int32_t parent = (i - 1) / 4;
       if (queue_[parent] < key) break;
       queue_[i] = queue_[parent];
       i = parent;
@@ -398,20 +562,34 @@ class Decoder {
     queue_[i] = key;
   }
 
-  C10_HOST_DEVICE uint64_t dequeue() {
-    const uint64_t top = queue_[0];
-    const uint64_t key = queue_[--queue_size_];
+  C10_HOST_DEVICE void dequeue() {
+    const int32_t size = --queue_size_;
+    const uint64_t last = queue_[size];
+    queue_[size] = kNone;
+    if (size > 0) replace_top(last);
+  }
+
+  // Puts `key` in place of the queue's top, moving it down as far as it belongs; the
+  // slots past the end hold kNone, so every node has four children to compare.
+  C10_HOST_DEVICE void replace_top(uint64_t key) {
+    const int32_t size = queue_size_;
+    queue_[size] = queue_[size + 1] = queue_[size + 2] = queue_[size + 3] = kNone;
     int32_t i = 0;
     while (true) {
-      int32_t child = 2 * i + 1;
-      if (child >= queue_size_) break;
-      child += child + 1 < queue_size_ && queue_[child + 1] < queue_[child];
-      if (key < queue_[child]) break;
-      queue_[i] = queue_[child];
+      const int32_t first = 4 * i + 1;
+      if (first >= size) break;
+      int32_t child = first;
+      uint64_t best = queue_[first];
+      for (int32_t j = first + 1; j < first + 4; ++j) {
+        const bool less = queue_[j] < best;
+        best = less ? queue_[j] : best;
+        child = less ? j : child;
+      }
+      if (key < best) break;
+      queue_[i] = best;
       i = child;
     }
     queue_[i] = key;
-    return top;
   }
 
   // Reads the best top_paths prefixes back through the history.
@@ -444,13 +622,26 @@ class Decoder {
   }
 
   Layout L;
-  Entry *beam_, *next_, *stays_;
-  uint64_t* slot_key_;
-  uint64_t *children_, *ranked_, *scratch_, *queue_;  // label masks of the beam's children; the frame's classes
-  int32_t *slot_val_, *hist_src_, *hist_label_, *hist_last_t_;
-  int32_t size_ = 0, queue_size_ = 0;
-  int64_t n_gathered_ = 0, n_ranked_ = 0, n_classes_ = 0, cutoff_len_ = 0;
+  Entry *beam_, *next_, *stays_;  // the beam, the next one, this frame's stays
+  uint64_t* children_;            // per entry: a mask of its children's last labels (mod 64)
+  int32_t *first_child_, *next_sibling_;  // per entry: its children in the beam, as a list
+  int32_t* stay_at_;              // where each entry's stay went in the next beam, or -1
+  float* feed_;                   // per stay: its parent's emission of its last label
+  bool* scored_;                  // per stay: whether its score replaced its bound
+  uint64_t *ranked_, *scratch_;   // the frame's gathered classes, the first n_ranked_ in order
+  uint64_t* queue_;               // stays and repeats, a 4-ary min-heap of rank keys
+  uint64_t* column_key_;          // per open column: its head's rank key (kNone: exhausted)
+  int32_t *column_row_, *column_rank_;  // per open column: its head's prefix, its class rank
+  uint64_t* slot_key_;            // prefix hash -> index of the frame's new extensions
+  int32_t* slot_val_;
+  int32_t *hist_src_, *hist_label_, *hist_last_t_;  // per frame and entry
+  int64_t bytes_ = 0;
+  int32_t size_ = 0, queue_size_ = 0, n_open_ = 0;
+  int64_t n_gathered_ = 0, n_ranked_ = 0, n_classes_ = 0, cutoff_len_ = 0, next_column_ = 0;
+  uint64_t next_bound_ = kNone;  // a bound on the columns not open yet
 };
+
+C10_HOST_DEVICE inline int64_t Layout::bytes() const { return Decoder<float>(*this, nullptr).bytes(); }
 
 }  // namespace beam
 }  // namespace crnn_fast

@@ -65,6 +65,18 @@ def test_matches_reference(device, case):
         assert_row_matches(result, b, log_probs, int(lengths[b]), beam_width, top_paths, 0)
 
 
+@pytest.mark.parametrize("case", [(32, 30, 3, 6, 1.0), (32, 30, 4, 8, 2.0), (16, 25, 5, 10, 1.0)], ids=str)
+def test_long_sequences_every_path(device, case):
+    """Long sequences over few classes, every path compared: prefixes leave the beam
+    while their extensions stay, a parent can come back as a new extension, and an
+    extension that is already in the beam must merge with it."""
+    B, T, C, beam_width, peaky = case
+    log_probs = random_log_probs(B, T, C, seed=7, peaky=peaky, device=device)
+    result = run(log_probs, beam_width=beam_width, top_paths=beam_width)
+    for b in range(B):
+        assert_row_matches(result, b, log_probs, T, beam_width, beam_width, 0)
+
+
 @pytest.mark.parametrize("blank", [0, 2, 6])
 def test_any_blank_and_blank_penalty(device, blank):
     log_probs = random_log_probs(4, 15, 7, seed=blank, device=device)
