@@ -44,9 +44,6 @@ namespace beam {
 constexpr uint64_t kEmptyHash = 0x9E3779B97F4A7C15ull;
 constexpr int64_t kMaxBeamWidth = 4096;
 constexpr int64_t kMaxWorkspaceBytes = int64_t{1} << 30;  // per sequence
-// Up to this many, a frame's classes are put in order by counting, for each, the
-// ones that rank before it: no branches to mispredict.
-constexpr int64_t kRankByCounting = 16;
 constexpr uint64_t kNone = ~uint64_t{0};  // ranks after every candidate
 // Up to this many entries, a stay whose parent left the beam looks for it among the
 // frame's new extensions one by one; above, through a hash table.
@@ -147,7 +144,6 @@ class Decoder {
     stays_ = carve.take<Entry>(L.K);
     children_ = carve.take<uint64_t>(L.K);
     ranked_ = carve.take<uint64_t>(L.gathered + 1);
-    scratch_ = carve.take<uint64_t>(kRankByCounting);
     queue_ = carve.take<uint64_t>(2 * L.K + 4);  // stays, repeats, and replace_top's padding
     column_key_ = carve.take<uint64_t>(L.sorted);
     slot_key_ = carve.take<uint64_t>(L.slots);
@@ -362,15 +358,6 @@ class Decoder {
       n_ranked_ = 0;
       n_classes_ = n < L.sorted ? n : L.sorted;
       n_gathered_ = n;
-      if (n <= kRankByCounting) {
-        for (int64_t i = 0; i < n; ++i) {
-          int64_t r = 0;
-          for (int64_t j = 0; j < n; ++j) r += ranked_[j] < ranked_[i];
-          scratch_[r] = ranked_[i];
-        }
-        for (int64_t i = 0; i < n; ++i) ranked_[i] = scratch_[i];
-        n_ranked_ = n;
-      }
       return;
     }
     uint64_t gate = rank_key(floor, 0);  // what a class must beat: the floor, then the last kept
@@ -628,7 +615,7 @@ class Decoder {
   int32_t* stay_at_;              // where each entry's stay went in the next beam, or -1
   float* feed_;                   // per stay: its parent's emission of its last label
   bool* scored_;                  // per stay: whether its score replaced its bound
-  uint64_t *ranked_, *scratch_;   // the frame's gathered classes, the first n_ranked_ in order
+  uint64_t* ranked_;              // the frame's gathered classes, the first n_ranked_ in order
   uint64_t* queue_;               // stays and repeats, a 4-ary min-heap of rank keys
   uint64_t* column_key_;          // per open column: its head's rank key (kNone: exhausted)
   int32_t *column_row_, *column_rank_;  // per open column: its head's prefix, its class rank
