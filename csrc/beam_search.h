@@ -94,6 +94,13 @@ struct Entry {
   int32_t parent;      // the beam index of the prefix without its last label, or -1
 };
 
+// What keeping prefix k through a frame gives: pb, pnb, the parent's emission of the
+// last label (feed), the score (or a bound on it), the last label's best emission.
+struct Stay {
+  float pb, pnb, feed, score, last_lp;
+  int32_t last_t;
+};
+
 // Sizes of one sequence's scratch, carved out of a caller-provided buffer.
 struct Layout {
   int64_t K, T, sorted, gathered, slots;
@@ -141,13 +148,12 @@ class Decoder {
     Carver carve(buffer);
     beam_ = carve.take<Entry>(L.K);
     next_ = carve.take<Entry>(L.K);
-    stays_ = carve.take<Entry>(L.K);
+    stays_ = carve.take<Stay>(L.K);
     children_ = carve.take<uint64_t>(L.K);
     ranked_ = carve.take<uint64_t>(L.gathered + 1);
     queue_ = carve.take<uint64_t>(2 * L.K + 4);  // stays, repeats, and replace_top's padding
     column_key_ = carve.take<uint64_t>(L.sorted);
     slot_key_ = carve.take<uint64_t>(L.slots);
-    feed_ = carve.take<float>(L.K);
     column_row_ = carve.take<int32_t>(L.sorted);
     column_rank_ = carve.take<int32_t>(L.sorted);
     stay_at_ = carve.take<int32_t>(L.K);
@@ -191,18 +197,16 @@ class Decoder {
                                : -INFINITY;
 
     // Stays: every prefix kept, fed by blanks (pb), repeats (pnb) and its parent's
-    // emission (feed). The score, logaddexp of the three, is at least their maximum and
-    // at most that plus ln 3: the stay is queued with that bound and its score is worked
-    // out only if the bound comes first (most stays lose to extensions).
+    // emission (feed). The score, logaddexp of the three, is at least their maximum
+    // (kept in score for now) and at most that plus ln 3.
     float worst = INFINITY;  // at most the worst stay's score
     for (int32_t k = 0; k < size_; ++k) {
       const Entry& e = beam_[k];
-      Entry& s = stays_[k];
-      s = e;
-      s.src = k;
-      s.label = -1;
+      Stay& s = stays_[k];
       s.pb = e.score + blank_lp;
-      s.pnb = feed_[k] = -INFINITY;
+      s.pnb = s.feed = -INFINITY;
+      s.last_lp = e.last_lp;
+      s.last_t = e.last_t;
       if (e.len > 0) {
         const float lp = label_lp(frame, sC, C, e.last, p);
         s.pnb = e.pnb + lp;
@@ -214,7 +218,7 @@ class Decoder {
         }
         if (parent >= 0 && lp > -INFINITY) {
           const Entry& q = beam_[parent];
-          feed_[k] = (q.last == e.last ? q.pb : q.score) + lp;
+          s.feed = (q.last == e.last ? q.pb : q.score) + lp;
           if (lp > s.last_lp) {
             s.last_lp = lp;
             s.last_t = static_cast<int32_t>(t);
@@ -222,7 +226,7 @@ class Decoder {
         }
       }
       float low = s.pb > s.pnb ? s.pb : s.pnb;
-      low = feed_[k] > low ? feed_[k] : low;
+      low = s.feed > low ? s.feed : low;
       s.score = low;  // for now
       worst = low < worst ? low : worst;
     }
@@ -244,12 +248,12 @@ class Decoder {
     // bound (their largest term plus ln 3 or more) and scored if that comes first.
     const float extension_bound = size_ > 0 ? beam_[0].score + best_label_lp(p) : -INFINITY;
     for (int32_t k = 0; k < size_; ++k) {
-      Entry& s = stays_[k];
+      Stay& s = stays_[k];
       const float low = s.score;
       if (low == -INFINITY) continue;  // no alignment left
       scored_[k] = !(low < extension_bound);
       if (scored_[k]) {
-        s.pnb = log_add(s.pnb, feed_[k]);
+        s.pnb = log_add(s.pnb, s.feed);
         s.score = log_add(s.pb, s.pnb);
       } else {
         s.score = low + 1.1f + 1e-5f * fabsf(low);  // ln 3 < 1.1, with room for rounding
@@ -284,16 +288,16 @@ class Decoder {
       if (from < 0) {
         const uint32_t seq = static_cast<uint32_t>(best & 0xFFFFFFFFu);
         if (seq < static_cast<uint32_t>(L.K) && !scored_[seq]) {  // a stay's bound: its score replaces it
-          Entry& s = stays_[seq];
+          Stay& s = stays_[seq];
           scored_[seq] = true;
-          s.pnb = log_add(s.pnb, feed_[seq]);
+          s.pnb = log_add(s.pnb, s.feed);
           s.score = log_add(s.pb, s.pnb);
           replace_top(rank_key(s.score, seq));
           continue;
         }
         dequeue();
         if (seq < static_cast<uint32_t>(L.K)) {
-          next_[n++] = stays_[seq];
+          stay(next_[n++], seq);
           continue;
         }
         const int32_t k = static_cast<int32_t>((seq - L.K) >> L.rank_bits);
@@ -476,6 +480,18 @@ class Decoder {
     return static_cast<uint32_t>(L.K + (static_cast<int64_t>(k) << L.rank_bits) + r);
   }
 
+  C10_HOST_DEVICE void stay(Entry& x, int32_t k) const {
+    const Stay& s = stays_[k];
+    x = beam_[k];
+    x.pb = s.pb;
+    x.pnb = s.pnb;
+    x.score = s.score;
+    x.last_lp = s.last_lp;
+    x.last_t = s.last_t;
+    x.src = k;
+    x.label = -1;
+  }
+
   C10_HOST_DEVICE void extend(Entry& x, int32_t k, int64_t r, int64_t t) const {
     const Entry& e = beam_[k];
     const int32_t c = sorted_class(r);
@@ -609,11 +625,11 @@ class Decoder {
   }
 
   Layout L;
-  Entry *beam_, *next_, *stays_;  // the beam, the next one, this frame's stays
+  Entry *beam_, *next_;           // the beam, the next one
+  Stay* stays_;                   // this frame's stays
   uint64_t* children_;            // per entry: a mask of its children's last labels (mod 64)
   int32_t *first_child_, *next_sibling_;  // per entry: its children in the beam, as a list
   int32_t* stay_at_;              // where each entry's stay went in the next beam, or -1
-  float* feed_;                   // per stay: its parent's emission of its last label
   bool* scored_;                  // per stay: whether its score replaced its bound
   uint64_t* ranked_;              // the frame's gathered classes, the first n_ranked_ in order
   uint64_t* queue_;               // stays and repeats, a 4-ary min-heap of rank keys
