@@ -195,8 +195,9 @@ def ctc_beam_search(
 
     The CPU kernel decodes rows in parallel over torch's threads; the CUDA kernel
     decodes the batch in one launch, a thread per row. Both run the same code and each
-    row needs a workspace of about 12 * beam_width * T + 370 * beam_width bytes, reused
-    across rows: O(beam_width * T) per concurrent row, nothing proportional to B * T * C.
+    row needs a workspace of about 12 * beam_width * T + 260 * beam_width + 8 * C bytes,
+    reused across rows: O(beam_width * T + C) per concurrent row, nothing proportional to
+    B * T * C.
     """
     batch, frames, classes = _check_log_probs(log_probs)
     beam_width = _check_int_arg(beam_width, "beam_width", 1, MAX_BEAM_WIDTH)

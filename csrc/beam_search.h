@@ -103,11 +103,11 @@ struct Stay {
 
 // Sizes of one sequence's scratch, carved out of a caller-provided buffer.
 struct Layout {
-  int64_t K, T, sorted, gathered, slots;
+  int64_t K, T, C, sorted, slots;
   int32_t rank_bits;  // a class rank fits in this many bits
   C10_HOST_DEVICE Layout(int64_t beam_width, int64_t frames, int64_t classes)
-      : K(beam_width), T(frames), sorted(2 * beam_width + 1 < classes ? 2 * beam_width + 1 : classes),
-        gathered(4 * sorted), slots(8), rank_bits(0) {
+      : K(beam_width), T(frames), C(classes), sorted(2 * beam_width + 1 < classes ? 2 * beam_width + 1 : classes),
+        slots(8), rank_bits(0) {
     while (slots < 2 * K) slots *= 2;
     while ((int64_t{1} << rank_bits) < sorted) ++rank_bits;
   }
@@ -150,7 +150,7 @@ class Decoder {
     next_ = carve.take<Entry>(L.K);
     stays_ = carve.take<Stay>(L.K);
     children_ = carve.take<uint64_t>(L.K);
-    ranked_ = carve.take<uint64_t>(L.gathered + 1);
+    ranked_ = carve.take<uint64_t>(L.C);
     queue_ = carve.take<uint64_t>(2 * L.K + 4);  // stays, repeats, and replace_top's padding
     column_key_ = carve.take<uint64_t>(L.sorted);
     slot_key_ = carve.take<uint64_t>(L.slots);
@@ -184,15 +184,14 @@ class Decoder {
   C10_HOST_DEVICE void step(const scalar_t* frame, int64_t sC, int64_t C, int64_t t, const Params& p) {
     if (p.prune) {  // the cutoff ranks classes before the stays need it
       gather_classes(frame, sC, C, -INFINITY);
-      while (n_ranked_ < n_classes_) rank_next();
-      count_cutoff(p);
+      find_cutoff(p);
     }
     for (int32_t k = 0; k < size_; ++k) {
       children_[k] = 0;
       first_child_[k] = -1;
     }
     queue_size_ = 0;
-    const float blank_lp = in_cutoff(frame, sC, C, p.blank, p)
+    const float blank_lp = in_cutoff(frame, sC, p.blank, p)
                                ? static_cast<float>(frame[p.blank * sC]) - p.blank_penalty
                                : -INFINITY;
 
@@ -208,7 +207,7 @@ class Decoder {
       s.last_lp = e.last_lp;
       s.last_t = e.last_t;
       if (e.len > 0) {
-        const float lp = label_lp(frame, sC, C, e.last, p);
+        const float lp = label_lp(frame, sC, e.last, p);
         s.pnb = e.pnb + lp;
         const int32_t parent = e.parent;
         if (parent >= 0) {
@@ -241,7 +240,6 @@ class Decoder {
         floor = (worst - best) - 1e-5f * (1.0f + fabsf(worst) + fabsf(best));
       }
       gather_classes(frame, sC, C, floor);
-      cutoff_len_ = C;
     }
 
     // A stay that beats every extension is scored now; the others are queued with a
@@ -305,7 +303,7 @@ class Decoder {
         continue;
       }
       extend(next_[n++], column_row_[from], column_rank_[from], t);
-      move_column(from, p);
+      move_column(from);
     }
     // Parents in the new beam: an extension's is its source prefix, if that stayed; a
     // stay's is its old parent, if that stayed, and if it had none, possibly one of the
@@ -344,40 +342,21 @@ class Decoder {
   }
 
   // Gathers the frame's classes above `floor` as rank keys (log-prob desc, then index
-  // asc), without branching; they are ranked lazily, as the extensions ask for them
-  // (rank_next), and only the best `sorted` are used. When more than `gathered` pass
-  // the floor, insertion into a short sorted list ranks the best `sorted` at once (most
-  // classes fail its first comparison).
+  // asc), without branching; they are ranked lazily, as the search asks for them
+  // (rank_next), and only the best `sorted` are used.
   C10_HOST_DEVICE void gather_classes(const scalar_t* frame, int64_t sC, int64_t C, float floor) {
     int64_t n = 0;
-    for (int64_t c = 0; c < C && n <= L.gathered; ++c) {
+    for (int64_t c = 0; c < C; ++c) {
       ranked_[n] = static_cast<uint64_t>(c);
       n += static_cast<float>(frame[c * sC]) > floor;
     }
-    if (n <= L.gathered) {
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t c = static_cast<int64_t>(ranked_[i]);
-        ranked_[i] = rank_key(static_cast<float>(frame[c * sC]), static_cast<uint32_t>(c));
-      }
-      n_ranked_ = 0;
-      n_classes_ = n < L.sorted ? n : L.sorted;
-      n_gathered_ = n;
-      return;
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t c = static_cast<int64_t>(ranked_[i]);
+      ranked_[i] = rank_key(static_cast<float>(frame[c * sC]), static_cast<uint32_t>(c));
     }
-    uint64_t gate = rank_key(floor, 0);  // what a class must beat: the floor, then the last kept
-    n = 0;
-    for (int64_t c = 0; c < C; ++c) {
-      const uint64_t key = rank_key(static_cast<float>(frame[c * sC]), static_cast<uint32_t>(c));
-      if (!(key < gate)) continue;
-      int64_t i = n < L.sorted ? n++ : n - 1;
-      while (i > 0 && key < ranked_[i - 1]) {
-        ranked_[i] = ranked_[i - 1];
-        --i;
-      }
-      ranked_[i] = key;
-      if (n == L.sorted) gate = ranked_[n - 1];
-    }
-    n_ranked_ = n_classes_ = n_gathered_ = n;
+    n_gathered_ = n;
+    n_ranked_ = 0;
+    n_classes_ = n < L.sorted ? n : L.sorted;
   }
 
   // Ranks the next class: a selection step over the gathered ones not yet ranked.
@@ -394,49 +373,44 @@ class Decoder {
     ranked_[r] = best;
   }
 
-  C10_HOST_DEVICE int32_t sorted_class(int64_t r) const { return static_cast<int32_t>(ranked_[r] & 0xFFFFFFFFu); }
-  C10_HOST_DEVICE float sorted_lp(int64_t r) const { return from_descending_key(static_cast<uint32_t>(ranked_[r] >> 32)); }
+  C10_HOST_DEVICE uint64_t ranked_key(int64_t r) const { return ranked_[r]; }
+  C10_HOST_DEVICE int32_t sorted_class(int64_t r) const { return static_cast<int32_t>(ranked_key(r) & 0xFFFFFFFFu); }
+  C10_HOST_DEVICE float sorted_lp(int64_t r) const { return from_descending_key(static_cast<uint32_t>(ranked_key(r) >> 32)); }
 
-  // How many of the sorted classes pass ctcdecode's pruning: ranks r < cutoff_top_n
-  // whose more probable classes sum to less than cutoff_prob (a prefix of the ranks);
-  // as in ctcdecode, cutoff_prob 1 applies no probability rule (rounding can make a
-  // frame's probabilities sum past 1).
-  C10_HOST_DEVICE void count_cutoff(const Params& p) {
-    cutoff_len_ = n_classes_;
-    double before = 0.0;
-    for (int64_t r = 0; r < n_classes_; ++r) {
-      if (r >= p.cutoff_top_n || (p.cutoff_prob < 1.0f && !(before < p.cutoff_prob))) {
-        cutoff_len_ = r;
-        return;
+  // ctcdecode's pruning: the classes of rank r < cutoff_top_n whose more probable
+  // classes sum to less than cutoff_prob, a prefix of the ranking (cutoff_prob 1
+  // applies no probability rule: rounding can make a frame's probabilities sum past 1).
+  // Only extensions by those ranks are tried.
+  C10_HOST_DEVICE void find_cutoff(const Params& p) {
+    const int64_t top = p.cutoff_top_n < n_gathered_ ? p.cutoff_top_n : n_gathered_;
+    cutoff_len_ = top;
+    if (p.cutoff_prob < 1.0f) {
+      double before = 0.0;
+      for (int64_t r = 0; r < top; ++r) {
+        if (r == n_ranked_) rank_next();
+        if (!(before < p.cutoff_prob)) {
+          cutoff_len_ = r;
+          break;
+        }
+        before += exp(static_cast<double>(sorted_lp(r)));
       }
-      before += exp(static_cast<double>(sorted_lp(r)));
     }
+    if (n_classes_ > cutoff_len_) n_classes_ = cutoff_len_;
   }
 
-  C10_HOST_DEVICE bool in_cutoff_rank(int64_t r) const { return r < cutoff_len_; }
-
-  C10_HOST_DEVICE bool in_cutoff(const scalar_t* frame, int64_t sC, int64_t C, int64_t c, const Params& p) const {
+  // Whether class c passes the frame's cutoff: by its rank among the gathered classes
+  // (all the finite ones), or, under the probability rule, against the last ranked one.
+  C10_HOST_DEVICE bool in_cutoff(const scalar_t* frame, int64_t sC, int64_t c, const Params& p) const {
     if (!p.prune) return true;
-    for (int64_t r = 0; r < n_classes_; ++r) {
-      if (sorted_class(r) == c) return in_cutoff_rank(r);
-    }
-    if (cutoff_len_ < n_classes_) return false;  // the cut falls inside the sorted list
-    // Ranked beyond the sorted list: count and sum the classes ahead of it.
-    const float v = static_cast<float>(frame[c * sC]);
+    const uint64_t key = rank_key(static_cast<float>(frame[c * sC]), static_cast<uint32_t>(c));
+    if (p.cutoff_prob < 1.0f) return cutoff_len_ > 0 && key <= ranked_key(cutoff_len_ - 1);
     int64_t rank = 0;
-    double before = 0.0;
-    for (int64_t i = 0; i < C; ++i) {
-      const float u = static_cast<float>(frame[i * sC]);
-      if (u > v || (u == v && i < c)) {
-        ++rank;
-        before += exp(static_cast<double>(u));
-      }
-    }
-    return rank < p.cutoff_top_n && (p.cutoff_prob >= 1.0f || before < p.cutoff_prob);
+    for (int64_t i = 0; i < n_gathered_; ++i) rank += ranked_[i] < key;
+    return rank < p.cutoff_top_n;
   }
 
-  C10_HOST_DEVICE float label_lp(const scalar_t* frame, int64_t sC, int64_t C, int32_t c, const Params& p) const {
-    return in_cutoff(frame, sC, C, c, p) ? static_cast<float>(frame[c * sC]) : -INFINITY;
+  C10_HOST_DEVICE float label_lp(const scalar_t* frame, int64_t sC, int32_t c, const Params& p) const {
+    return in_cutoff(frame, sC, c, p) ? static_cast<float>(frame[c * sC]) : -INFINITY;
   }
 
   // Open-addressing table from the new extensions' prefix hashes to their index in next_.
@@ -526,15 +500,15 @@ class Decoder {
   C10_HOST_DEVICE void open_column(const Params& p) {
     const int64_t r = next_column_++;
     next_bound_ = column_bound(next_column_);
-    if (sorted_class(r) == p.blank || !in_cutoff_rank(r)) return;
+    if (sorted_class(r) == p.blank) return;
     const int32_t j = n_open_++;
     column_rank_[j] = r;
     column_row_[j] = -1;
-    move_column(j, p);
+    move_column(j);
   }
 
   // Moves column j to its next candidate, queueing the repeats it passes.
-  C10_HOST_DEVICE void move_column(int32_t j, const Params& p) {
+  C10_HOST_DEVICE void move_column(int32_t j) {
     const int64_t r = column_rank_[j];
     const int32_t c = sorted_class(r);
     const float lp = sorted_lp(r);
