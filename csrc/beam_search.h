@@ -67,9 +67,9 @@ C10_HOST_DEVICE inline float log_add(float a, float b) {
 // A float's bits as an unsigned key that orders the other way round: larger values
 // get smaller keys (-0 is taken as +0; NaN never reaches the decoder).
 C10_HOST_DEVICE inline uint32_t descending_key(float v) {
-  v += 0.0f;
   uint32_t u;
   memcpy(&u, &v, sizeof(u));
+  u = u == 0x80000000u ? 0u : u;  // -0 as +0
   return (u & 0x80000000u) ? u : ~u & 0x7FFFFFFFu;
 }
 
@@ -373,9 +373,8 @@ class Decoder {
     ranked_[r] = best;
   }
 
-  C10_HOST_DEVICE uint64_t ranked_key(int64_t r) const { return ranked_[r]; }
-  C10_HOST_DEVICE int32_t sorted_class(int64_t r) const { return static_cast<int32_t>(ranked_key(r) & 0xFFFFFFFFu); }
-  C10_HOST_DEVICE float sorted_lp(int64_t r) const { return from_descending_key(static_cast<uint32_t>(ranked_key(r) >> 32)); }
+  C10_HOST_DEVICE int32_t sorted_class(int64_t r) const { return static_cast<int32_t>(ranked_[r] & 0xFFFFFFFFu); }
+  C10_HOST_DEVICE float sorted_lp(int64_t r) const { return from_descending_key(static_cast<uint32_t>(ranked_[r] >> 32)); }
 
   // ctcdecode's pruning: the classes of rank r < cutoff_top_n whose more probable
   // classes sum to less than cutoff_prob, a prefix of the ranking (cutoff_prob 1
@@ -403,7 +402,7 @@ class Decoder {
   C10_HOST_DEVICE bool in_cutoff(const scalar_t* frame, int64_t sC, int64_t c, const Params& p) const {
     if (!p.prune) return true;
     const uint64_t key = rank_key(static_cast<float>(frame[c * sC]), static_cast<uint32_t>(c));
-    if (p.cutoff_prob < 1.0f) return cutoff_len_ > 0 && key <= ranked_key(cutoff_len_ - 1);
+    if (p.cutoff_prob < 1.0f) return cutoff_len_ > 0 && key <= ranked_[cutoff_len_ - 1];
     int64_t rank = 0;
     for (int64_t i = 0; i < n_gathered_; ++i) rank += ranked_[i] < key;
     return rank < p.cutoff_top_n;
