@@ -27,9 +27,9 @@
 // Prefixes are never copied: every frame records, per surviving entry, its source
 // entry and the label it appended (or -1); the best prefixes are read back at the
 // end. Each entry knows its parent's index in the beam, kept up to date frame by
-// frame; prefixes are also identified by a 64-bit rolling hash, which finds a
-// parent that comes back into the beam as a new extension. The timestep of a label is the frame of its most probable emission, as in
-// ctcdecode.
+// frame; prefixes are also identified by a 64-bit rolling hash, which finds a parent
+// that comes back into the beam as a new extension. The timestep of a label is the
+// frame of its most probable emission, as in ctcdecode.
 #pragma once
 
 #include <cmath>
@@ -45,9 +45,6 @@ constexpr uint64_t kEmptyHash = 0x9E3779B97F4A7C15ull;
 constexpr int64_t kMaxBeamWidth = 4096;
 constexpr int64_t kMaxWorkspaceBytes = int64_t{1} << 30;  // per sequence
 constexpr uint64_t kNone = ~uint64_t{0};  // ranks after every candidate
-// Up to this many entries, a stay whose parent left the beam looks for it among the
-// frame's new extensions one by one; above, through a hash table.
-constexpr int32_t kScanExtensions = 16;
 
 C10_HOST_DEVICE inline uint64_t extend_hash(uint64_t h, int32_t label) {
   uint64_t z = h + 0x9E3779B97F4A7C15ull * (static_cast<uint64_t>(label) + 2);
@@ -171,19 +168,18 @@ class Decoder {
 
   // Decodes `len` frames of (C,) log-prob rows (`frame(t)[c * sC]`) and writes the
   // top_paths best prefixes: tokens/timesteps rows of width T padded with -1.
-  C10_HOST_DEVICE void run(const scalar_t* log_probs, int64_t sT, int64_t sC, int64_t len, int64_t C,
-                           const Params& p, int32_t* tokens, int32_t* out_lengths, float* scores,
-                           int32_t* timesteps) {
+  C10_HOST_DEVICE void run(const scalar_t* log_probs, int64_t sT, int64_t sC, int64_t len, const Params& p,
+                           int32_t* tokens, int32_t* out_lengths, float* scores, int32_t* timesteps) {
     size_ = 1;
     beam_[0] = Entry{kEmptyHash, 0, 0.0f, -INFINITY, 0.0f, -INFINITY, -1, 0, -1, -1, -1, -1};
-    for (int64_t t = 0; t < len; ++t) step(log_probs + t * sT, sC, C, t, p);
+    for (int64_t t = 0; t < len; ++t) step(log_probs + t * sT, sC, t, p);
     write_paths(len, p.top_paths, tokens, out_lengths, scores, timesteps);
   }
 
  private:
-  C10_HOST_DEVICE void step(const scalar_t* frame, int64_t sC, int64_t C, int64_t t, const Params& p) {
+  C10_HOST_DEVICE void step(const scalar_t* frame, int64_t sC, int64_t t, const Params& p) {
     if (p.prune) {  // the cutoff ranks classes before the stays need it
-      gather_classes(frame, sC, C, -INFINITY);
+      gather_classes(frame, sC, -INFINITY);
       find_cutoff(p);
     }
     for (int32_t k = 0; k < size_; ++k) {
@@ -239,7 +235,7 @@ class Decoder {
         const float best = beam_[0].score;
         floor = (worst - best) - 1e-5f * (1.0f + fabsf(worst) + fabsf(best));
       }
-      gather_classes(frame, sC, C, floor);
+      gather_classes(frame, sC, floor);
     }
 
     // A stay that beats every extension is scored now; the others are queued with a
@@ -320,8 +316,7 @@ class Decoder {
         x.hash = extend_hash(x.parent_hash, x.label);
       }
     }
-    const bool indexed = orphans && n > kScanExtensions;
-    if (indexed) index_extensions(n);
+    if (orphans) index_extensions(n);
     for (int32_t i = 0; i < n; ++i) {
       Entry& x = next_[i];
       if (x.label >= 0) {
@@ -329,7 +324,7 @@ class Decoder {
       } else if (x.parent >= 0) {
         x.parent = stay_at_[x.parent];
       } else if (x.len > 0) {
-        x.parent = indexed ? find_extension(x.parent_hash) : scan_extensions(x.parent_hash, n);
+        x.parent = find_extension(x.parent_hash);
       }
       hist_src_[t * L.K + i] = x.src;
       hist_label_[t * L.K + i] = x.label;
@@ -344,9 +339,9 @@ class Decoder {
   // Gathers the frame's classes above `floor` as rank keys (log-prob desc, then index
   // asc), without branching; they are ranked lazily, as the search asks for them
   // (rank_next), and only the best `sorted` are used.
-  C10_HOST_DEVICE void gather_classes(const scalar_t* frame, int64_t sC, int64_t C, float floor) {
+  C10_HOST_DEVICE void gather_classes(const scalar_t* frame, int64_t sC, float floor) {
     int64_t n = 0;
-    for (int64_t c = 0; c < C; ++c) {
+    for (int64_t c = 0; c < L.C; ++c) {
       ranked_[n] = static_cast<uint64_t>(c);
       n += static_cast<float>(frame[c * sC]) > floor;
     }
@@ -422,13 +417,6 @@ class Decoder {
       slot_key_[i] = next_[k].hash;
       slot_val_[i] = k;
     }
-  }
-
-  C10_HOST_DEVICE int32_t scan_extensions(uint64_t h, int32_t n) const {
-    for (int32_t i = 0; i < n; ++i) {
-      if (next_[i].label >= 0 && next_[i].hash == h) return i;
-    }
-    return -1;
   }
 
   C10_HOST_DEVICE int32_t find_extension(uint64_t h) const {

@@ -30,7 +30,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> ctc_beam_search(Tensor log_probs, Ten
       std::vector<uint64_t> buffer((layout.bytes() + 7) / 8);  // 8-byte aligned
       beam::Decoder<scalar_t> decoder(layout, reinterpret_cast<unsigned char*>(buffer.data()));
       for (int64_t b = begin; b < end; ++b) {
-        decoder.run(data + b * log_probs.stride(0), log_probs.stride(1), log_probs.stride(2), lengths[b], C, params,
+        decoder.run(data + b * log_probs.stride(0), log_probs.stride(1), log_probs.stride(2), lengths[b], params,
                     tokens + b * top_paths * T, out_lengths + b * top_paths, scores + b * top_paths,
                     timesteps + b * top_paths * T);
       }

@@ -12,7 +12,7 @@ constexpr int64_t kWorkspaceBudget = int64_t{1} << 30;
 
 template <typename scalar_t>
 __global__ void beam_search_kernel(const scalar_t* __restrict__ log_probs, int64_t sB, int64_t sT, int64_t sC,
-                                   const int64_t* __restrict__ lengths, int64_t B, int64_t T, int64_t C,
+                                   const int64_t* __restrict__ lengths, int64_t B, int64_t T,
                                    beam::Params params, beam::Layout layout, unsigned char* workspace,
                                    int64_t workers, int32_t* tokens, int32_t* out_lengths, float* scores,
                                    int32_t* timesteps) {
@@ -21,7 +21,7 @@ __global__ void beam_search_kernel(const scalar_t* __restrict__ log_probs, int64
   beam::Decoder<scalar_t> decoder(layout, workspace + worker * layout.bytes());
   const int64_t P = params.top_paths;
   for (int64_t b = worker; b < B; b += workers) {
-    decoder.run(log_probs + b * sB, sT, sC, clamp_length(lengths[b], T), C, params, tokens + b * P * T,
+    decoder.run(log_probs + b * sB, sT, sC, clamp_length(lengths[b], T), params, tokens + b * P * T,
                 out_lengths + b * P, scores + b * P, timesteps + b * P * T);
   }
 }
@@ -53,7 +53,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> ctc_beam_search(Tensor log_probs, Ten
     using scalar_t = decltype(tag);
     beam_search_kernel<scalar_t><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
         static_cast<const scalar_t*>(log_probs.const_data_ptr()), log_probs.stride(0), log_probs.stride(1),
-        log_probs.stride(2), static_cast<const int64_t*>(input_lengths.const_data_ptr()), B, T, C, params, layout,
+        log_probs.stride(2), static_cast<const int64_t*>(input_lengths.const_data_ptr()), B, T, params, layout,
         static_cast<unsigned char*>(workspace.mutable_data_ptr()), workers,
         static_cast<int32_t*>(out.tokens.mutable_data_ptr()), static_cast<int32_t*>(out.lengths.mutable_data_ptr()),
         static_cast<float*>(out.scores.mutable_data_ptr()), static_cast<int32_t*>(out.timesteps.mutable_data_ptr()));
