@@ -30,14 +30,10 @@ def load_model(device):
     return model.eval()
 
 
-def batch_size(device):
-    return 1024 if device.type == "cuda" else 64  # evaluate's defaults
-
-
 @torch.no_grad()
 def forward_all(model, images, device):
     outs = []
-    step = batch_size(device)
+    step = evaluate.default_batch_size(device)
     for lo in range(0, len(images), step):
         x = torch.from_numpy(np.array(images[lo : lo + step])).to(device)
         with evaluate.autocast(device):
@@ -59,7 +55,7 @@ def test_evaluate_stages(benchmark, test_set, stage, device):
                                     kwargs=dict(progress=False, decoder=decoder), rounds=1, iterations=1)
         benchmark.extra_info["exact"] = result["exact"]
         return
-    log_probs = forward_all(model, test_set.images[: batch_size(device)], device)  # warm-up
+    log_probs = forward_all(model, test_set.images[: evaluate.default_batch_size(device)], device)  # warm-up
     if stage == "forward":
         benchmark.pedantic(run, args=(forward_all, model, test_set.images, device), rounds=1, iterations=1)
         return
