@@ -5,6 +5,7 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from conftest import CUDA
 from reference import ctc_beam_search_reference
 
 import crnn_fast
@@ -182,6 +183,34 @@ def test_property_matches_reference_cpu(B, T, C, beam_width, data):
     result = run(log_probs, lengths, beam_width=beam_width, top_paths=top_paths, blank=blank)
     for b in range(B):
         assert_row_matches(result, b, log_probs, lengths[b], beam_width, top_paths, blank)
+
+
+@CUDA
+@given(
+    B=st.integers(1, 40),
+    T=st.integers(1, 60),
+    C=st.integers(2, 300),
+    beam_width=st.integers(1, 40),
+    data=st.data(),
+)
+def test_cuda_matches_cpu(B, T, C, beam_width, data):
+    """The CUDA kernel runs the CPU kernel's code: the same prefixes, timesteps and
+    (to float rounding) scores, under every option."""
+    options = dict(
+        top_paths=data.draw(st.integers(1, beam_width)),
+        blank=data.draw(st.integers(0, C - 1)),
+        blank_penalty=data.draw(st.sampled_from([0.0, 0.7])),
+        cutoff_top_n=data.draw(st.sampled_from([None, 1, 5, 40])),
+        cutoff_prob=data.draw(st.sampled_from([1.0, 0.99, 0.5])),
+    )
+    lengths = data.draw(st.lists(st.integers(0, T), min_size=B, max_size=B))
+    log_probs = random_log_probs(B, T, C, seed=data.draw(st.integers(0, 2**20)),
+                                 peaky=data.draw(st.sampled_from([0.5, 2.0, 6.0])))
+    want = run(log_probs, lengths, beam_width=beam_width, **options)
+    got = run(log_probs.cuda(), lengths, beam_width=beam_width, **options)
+    for name in ("tokens", "lengths", "timesteps"):
+        assert torch.equal(getattr(got, name).cpu(), getattr(want, name)), name
+    torch.testing.assert_close(got.scores.cpu(), want.scores, rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
