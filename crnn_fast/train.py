@@ -120,6 +120,19 @@ def lr_lambda(total_steps: int, warmup: float):
     return factor
 
 
+def ctc_loss_args(log_probs: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor) -> tuple:
+    """``F.ctc_loss``'s arguments for (B, T, C) log-probs and (B, L) padded targets (ids
+    > 0, padding <= 0): time-major log-probs, and the targets as one flat int32 list with
+    int32 lengths, all on the log-probs' device. With every length tensor on the GPU,
+    torch dispatches to cuDNN's CTC (its v8 API reads the lengths in GPU memory) when
+    cuDNN's other conditions hold, and to its own CUDA kernel otherwise; on the CPU
+    everything stays there."""
+    device = log_probs.device
+    targets = targets.to(device, torch.int32)
+    input_lengths = torch.full((log_probs.shape[0],), log_probs.shape[1], dtype=torch.int32, device=device)
+    return log_probs.transpose(0, 1), targets[targets > 0], input_lengths, target_lengths.to(device, torch.int32)
+
+
 def ctc_backend(log_probs_tbc, targets, input_lengths, target_lengths) -> str:
     """Which CTC implementation nn.CTCLoss dispatches to for these arguments."""
     if log_probs_tbc.device.type != "cuda":
@@ -223,7 +236,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, ctx: distributed.C
         mine = order[: steps_per_epoch * config.batch_size].view(steps_per_epoch, ctx.world, local_batch)[:, ctx.rank]
         mine = mine.reshape(-1)
         images = torch.from_numpy(train_set.images[mine.numpy()]).to(device)
-        epoch_targets, epoch_lengths = targets[mine], target_lengths[mine]  # on the CPU, as cuDNN's CTC wants
+        epoch_targets, epoch_lengths = targets[mine].to(device), target_lengths[mine].to(device)
         rows = slice(ctx.rank * local_batch, (ctx.rank + 1) * local_batch)
         aug_gen = torch.Generator(device=device).manual_seed(epoch_seed)
         loss_sum, counted, seen, t0 = 0.0, 0, 0, time.perf_counter()
@@ -235,15 +248,10 @@ def _train(config: TrainConfig, resume: bool, progress: bool, ctx: distributed.C
                 x = augment(x, aug_gen, rows, config.batch_size)
             with autocast(device):
                 log_probs = net(x)
-            lengths = epoch_lengths[batch]
-            batch_targets = epoch_targets[batch]
-            flat = batch_targets[batch_targets > 0]  # 1-D int32 on the CPU: cuDNN's CTC layout
-            input_lengths = torch.full((local_batch,), frames, dtype=torch.int32)
-            log_probs_tbc = log_probs.transpose(0, 1)
+            loss_args = ctc_loss_args(log_probs, epoch_targets[batch], epoch_lengths[batch])
             if epoch == start_epoch and step == 0 and ctx.main:
-                print(f"CTC loss implementation: {ctc_backend(log_probs_tbc, flat, input_lengths, lengths)}",
-                      file=sys.stderr)
-            loss = F.ctc_loss(log_probs_tbc, flat, input_lengths, lengths, blank=0, zero_infinity=True)
+                print(f"CTC loss implementation: {ctc_backend(*loss_args)}", file=sys.stderr)
+            loss = F.ctc_loss(*loss_args, blank=0, zero_infinity=True)
             optimizer.zero_grad(set_to_none=True)
             # The global batch's mean loss; every rank sees the same value, so all of them
             # agree to skip a non-finite step (one rank skipping alone would hang DDP).

@@ -71,8 +71,8 @@ def test_mixed_and_small_int_dtypes(device):
 
 def test_non_contiguous(device):
     hyp, hl, ref, rl = random_pairs(20, 70, 70, 6, seed=5)
-    hyp_t = hyp.t().contiguous().t().to(device)  # column-major
-    ref_s = torch.stack([ref, ref], dim=2)[:, :, 0].to(device)  # stride 2 along the row
+    hyp_t = hyp.t().contiguous().to(device).t()  # column-major
+    ref_s = torch.stack([ref, ref], dim=2).to(device)[:, :, 0]  # stride 2 along the row
     assert not hyp_t.is_contiguous() and not ref_s.is_contiguous()
     check_against_rapidfuzz(crnn_fast.edit_distance(hyp_t, hl, ref_s, rl), hyp, hl, ref, rl)
 

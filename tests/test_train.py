@@ -10,6 +10,8 @@ import time
 
 import pytest
 import torch
+import torch.nn.functional as F
+from conftest import CUDA
 from PIL import Image
 
 from crnn_fast import checkpoint, data, evaluate, predict, train
@@ -174,3 +176,29 @@ def test_evaluate_rejects_bad_batch_size(overfit_run, tiny_set, batch_size):
     model = checkpoint.load_model(overfit_run[0] / "best.pt")
     with pytest.raises(ValueError, match="batch_size must be an int >= 1 or None"):
         evaluate.evaluate(model, data.load(tiny_set), "cpu", batch_size=batch_size, progress=False)
+
+
+@CUDA
+def test_ctc_loss_on_the_gpu_matches_the_cpu():
+    """The loss and gradient training computes on the GPU (cuDNN or torch's CUDA kernel,
+    whichever torch picks for ctc_loss_args' layout) equal the CPU's."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(8, 37, 63, generator=g)
+    lengths = torch.tensor([5, 5, 4, 3, 5, 1, 5, 2], dtype=torch.int32)
+    targets = torch.randint(1, 63, (8, 5), generator=g, dtype=torch.int32)
+    targets[torch.arange(5) >= lengths[:, None]] = -1
+    results = []
+    for device in ("cpu", "cuda"):
+        x = logits.to(device).requires_grad_()
+        loss = F.ctc_loss(*train.ctc_loss_args(x.log_softmax(-1), targets, lengths), blank=0, zero_infinity=True)
+        loss.backward()
+        results.append((loss.detach().cpu(), x.grad.cpu()))
+    torch.testing.assert_close(results[1], results[0], rtol=1e-4, atol=1e-5)
+
+
+@CUDA
+def test_trains_on_the_gpu(tiny_set, tmp_path):
+    test = train.train(tiny_config(tiny_set, tmp_path, device="cuda", epochs=2), progress=False)
+    history = checkpoint.load(tmp_path / "last.pt")["history"]
+    assert len(history) == 2 and all(math.isfinite(h["train_loss"]) for h in history)
+    assert 0.0 <= test["exact"] <= 1.0
