@@ -121,7 +121,7 @@ def main(argv=None):
         parser.error(f"cannot read the benchmark JSON: {err}")
     if not rows:
         parser.error("no crnn_fast benchmark rows in these files (were they written by pytest benchmarks/?)")
-    print("Measured on: " + " | ".join(machines) + "\n")
+    print("Measured on: " + " | ".join(dict.fromkeys(machines)) + "\n")  # each machine once
     print(table(rows))
     if args.plot:
         plot(rows, args.plot)
