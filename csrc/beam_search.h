@@ -147,12 +147,19 @@ class Decoder {
     next_ = carve.take<Entry>(L.K);
     stays_ = carve.take<Stay>(L.K);
     children_ = carve.take<uint64_t>(L.K);
-    ranked_ = carve.take<uint64_t>(L.C);
+    gathered_lp_ = carve.take<float>(L.C);
+    gathered_class_ = carve.take<int32_t>(L.C);
+    ranked_lp_ = carve.take<float>(L.C);
+    ranked_class_ = carve.take<int32_t>(L.C);
+    cutoff_key_ = carve.take<uint64_t>(L.C);
     queue_ = carve.take<uint64_t>(2 * L.K + 4);  // stays, repeats, and replace_top's padding
     column_key_ = carve.take<uint64_t>(L.sorted);
     slot_key_ = carve.take<uint64_t>(L.slots);
     column_row_ = carve.take<int32_t>(L.sorted);
     column_rank_ = carve.take<int32_t>(L.sorted);
+    column_class_ = carve.take<int32_t>(L.sorted);
+    column_lp_ = carve.take<float>(L.sorted);
+    column_score_ = carve.take<float>(L.sorted);
     stay_at_ = carve.take<int32_t>(L.K);
     first_child_ = carve.take<int32_t>(L.K);
     next_sibling_ = carve.take<int32_t>(L.K);
@@ -298,7 +305,7 @@ class Decoder {
         extend(next_[n++], k, (seq - L.K) & ((uint32_t{1} << L.rank_bits) - 1), t);
         continue;
       }
-      extend(next_[n++], column_row_[from], column_rank_[from], t);
+      extension(next_[n++], column_row_[from], column_class_[from], column_lp_[from], column_score_[from], t);
       move_column(from);
     }
     // Parents in the new beam: an extension's is its source prefix, if that stayed; a
@@ -336,70 +343,93 @@ class Decoder {
     size_ = n;
   }
 
-  // Gathers the frame's classes above `floor` as rank keys (log-prob desc, then index
-  // asc), without branching; they are ranked lazily, as the search asks for them
+  // Gathers the frame's classes above `floor` (log-prob and class, in class order),
+  // without branching; they are ranked lazily, as the search asks for them
   // (rank_next), and only the best `sorted` are used.
   C10_HOST_DEVICE void gather_classes(const scalar_t* frame, int64_t sC, float floor) {
     int64_t n = 0;
     for (int64_t c = 0; c < L.C; ++c) {
-      ranked_[n] = static_cast<uint64_t>(c);
-      n += static_cast<float>(frame[c * sC]) > floor;
-    }
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t c = static_cast<int64_t>(ranked_[i]);
-      ranked_[i] = rank_key(static_cast<float>(frame[c * sC]), static_cast<uint32_t>(c));
+      const float lp = static_cast<float>(frame[c * sC]);
+      gathered_lp_[n] = lp;
+      gathered_class_[n] = static_cast<int32_t>(c);
+      n += lp > floor;
     }
     n_gathered_ = n;
     n_ranked_ = 0;
     n_classes_ = n < L.sorted ? n : L.sorted;
   }
 
-  // Ranks the next class: a selection step over the gathered ones not yet ranked.
+  // Ranks the next class: the most probable gathered class not ranked yet, the first
+  // in class order among equals (ranked ones are marked -inf, which no gathered class
+  // is: the floor is at least -inf and the comparison strict).
   C10_HOST_DEVICE void rank_next() {
-    const int64_t r = n_ranked_++;
-    int64_t at = r;
-    uint64_t best = ranked_[r];
-    for (int64_t j = r + 1; j < n_gathered_; ++j) {
-      const bool less = ranked_[j] < best;
-      best = less ? ranked_[j] : best;
-      at = less ? j : at;
+    float best = -INFINITY;
+    int64_t at = 0;
+    for (int64_t j = 0; j < n_gathered_; ++j) {
+      const bool more = gathered_lp_[j] > best;
+      best = more ? gathered_lp_[j] : best;
+      at = more ? j : at;
     }
-    ranked_[at] = ranked_[r];
-    ranked_[r] = best;
+    ranked_lp_[n_ranked_] = best;
+    ranked_class_[n_ranked_++] = gathered_class_[at];
+    gathered_lp_[at] = -INFINITY;
   }
 
-  C10_HOST_DEVICE int32_t sorted_class(int64_t r) const { return static_cast<int32_t>(ranked_[r] & 0xFFFFFFFFu); }
-  C10_HOST_DEVICE float sorted_lp(int64_t r) const { return from_descending_key(static_cast<uint32_t>(ranked_[r] >> 32)); }
+  C10_HOST_DEVICE int32_t sorted_class(int64_t r) const { return ranked_class_[r]; }
+  C10_HOST_DEVICE float sorted_lp(int64_t r) const { return ranked_lp_[r]; }
 
   // ctcdecode's pruning: the classes of rank r < cutoff_top_n whose more probable
   // classes sum to less than cutoff_prob, a prefix of the ranking (cutoff_prob 1
   // applies no probability rule: rounding can make a frame's probabilities sum past 1).
-  // Only extensions by those ranks are tried.
+  // Only extensions by those ranks are tried; in_cutoff compares a class's rank key
+  // with the last one's.
   C10_HOST_DEVICE void find_cutoff(const Params& p) {
-    const int64_t top = p.cutoff_top_n < n_gathered_ ? p.cutoff_top_n : n_gathered_;
+    const int64_t n = n_gathered_;
+    for (int64_t i = 0; i < n; ++i) {
+      cutoff_key_[i] = rank_key(gathered_lp_[i], static_cast<uint32_t>(gathered_class_[i]));
+    }
+    const int64_t top = p.cutoff_top_n < n ? p.cutoff_top_n : n;
     cutoff_len_ = top;
     if (p.cutoff_prob < 1.0f) {
+      // Rank by selection until the mass is reached; the search needs no rank past it.
       double before = 0.0;
       for (int64_t r = 0; r < top; ++r) {
-        if (r == n_ranked_) rank_next();
+        select_min(cutoff_key_ + r, n - r);
+        ranked_lp_[r] = from_descending_key(static_cast<uint32_t>(cutoff_key_[r] >> 32));
+        ranked_class_[r] = static_cast<int32_t>(cutoff_key_[r] & 0xFFFFFFFFu);
+        n_ranked_ = r + 1;
         if (!(before < p.cutoff_prob)) {
           cutoff_len_ = r;
           break;
         }
-        before += exp(static_cast<double>(sorted_lp(r)));
+        before += exp(static_cast<double>(ranked_lp_[r]));
       }
     }
     if (n_classes_ > cutoff_len_) n_classes_ = cutoff_len_;
   }
 
-  // Whether class c passes the frame's cutoff: by its rank among the gathered classes
-  // (all the finite ones), or, under the probability rule, against the last ranked one.
+  // Moves the smallest of a[0..n) to a[0].
+  C10_HOST_DEVICE static void select_min(uint64_t* a, int64_t n) {
+    int64_t at = 0;
+    uint64_t best = a[0];
+    for (int64_t j = 1; j < n; ++j) {
+      const bool less = a[j] < best;
+      best = less ? a[j] : best;
+      at = less ? j : at;
+    }
+    a[at] = a[0];
+    a[0] = best;
+  }
+
+  // Whether class c passes the frame's cutoff: under the probability rule against the
+  // last class in it, else by its rank among the gathered classes (all but those at
+  // -inf, which contribute -inf whether they pass or not).
   C10_HOST_DEVICE bool in_cutoff(const scalar_t* frame, int64_t sC, int64_t c, const Params& p) const {
     if (!p.prune) return true;
     const uint64_t key = rank_key(static_cast<float>(frame[c * sC]), static_cast<uint32_t>(c));
-    if (p.cutoff_prob < 1.0f) return cutoff_len_ > 0 && key <= ranked_[cutoff_len_ - 1];
+    if (p.cutoff_prob < 1.0f) return cutoff_len_ > 0 && key <= cutoff_key_[cutoff_len_ - 1];
     int64_t rank = 0;
-    for (int64_t i = 0; i < n_gathered_; ++i) rank += ranked_[i] < key;
+    for (int64_t i = 0; i < n_gathered_; ++i) rank += cutoff_key_[i] < key;
     return rank < p.cutoff_top_n;
   }
 
@@ -453,19 +483,25 @@ class Decoder {
     x.label = -1;
   }
 
+  // Prefix k plus the class of rank r (a repeat of its last label comes from pb only).
   C10_HOST_DEVICE void extend(Entry& x, int32_t k, int64_t r, int64_t t) const {
     const Entry& e = beam_[k];
     const int32_t c = sorted_class(r);
     const float lp = sorted_lp(r);
+    extension(x, k, c, lp, (c == e.last ? e.pb : e.score) + lp, t);
+  }
+
+  // Prefix k plus class c of log-prob lp, scoring `score` (inlined: the column loop
+  // calls it for most of the candidates it takes).
+  C10_HOST_DEVICE C10_ALWAYS_INLINE void extension(Entry& x, int32_t k, int32_t c, float lp, float score,
+                                                   int64_t t) const {
     x.pb = -INFINITY;
-    x.pnb = (c == e.last ? e.pb : e.score) + lp;
-    x.score = x.pnb;
+    x.pnb = x.score = score;
     x.last_lp = lp;
-    x.last = c;
-    x.len = e.len + 1;
+    x.last = x.label = c;
+    x.len = beam_[k].len + 1;
     x.last_t = static_cast<int32_t>(t);
     x.src = k;
-    x.label = c;
   }
 
   // The frame's best log-prob among the gathered classes other than the blank.
@@ -491,14 +527,16 @@ class Decoder {
     const int32_t j = n_open_++;
     column_rank_[j] = r;
     column_row_[j] = -1;
+    column_class_[j] = sorted_class(r);
+    column_lp_[j] = sorted_lp(r);
     move_column(j);
   }
 
   // Moves column j to its next candidate, queueing the repeats it passes.
   C10_HOST_DEVICE void move_column(int32_t j) {
     const int64_t r = column_rank_[j];
-    const int32_t c = sorted_class(r);
-    const float lp = sorted_lp(r);
+    const int32_t c = column_class_[j];
+    const float lp = column_lp_[j];
     for (int32_t k = column_row_[j] + 1; k < size_; ++k) {
       const Entry& e = beam_[k];
       if (((children_[k] >> (c & 63)) & 1) && has_child(k, c)) continue;
@@ -507,7 +545,8 @@ class Decoder {
         continue;
       }
       column_row_[j] = k;
-      column_key_[j] = rank_key(e.score + lp, candidate_seq(k, r));
+      column_score_[j] = e.score + lp;
+      column_key_[j] = rank_key(column_score_[j], candidate_seq(k, r));
       return;
     }
     column_key_[j] = kNone;
@@ -592,10 +631,16 @@ class Decoder {
   int32_t *first_child_, *next_sibling_;  // per entry: its children in the beam, as a list
   int32_t* stay_at_;              // where each entry's stay went in the next beam, or -1
   bool* scored_;                  // per stay: whether its score replaced its bound
-  uint64_t* ranked_;              // the frame's gathered classes, the first n_ranked_ in order
+  float* gathered_lp_;            // the frame's classes above the floor (ranked ones: -inf)
+  int32_t* gathered_class_;
+  float* ranked_lp_;              // the first n_ranked_ of them in rank order
+  int32_t* ranked_class_;
+  uint64_t* cutoff_key_;          // under a cutoff: the gathered classes' rank keys
   uint64_t* queue_;               // stays and repeats, a 4-ary min-heap of rank keys
   uint64_t* column_key_;          // per open column: its head's rank key (kNone: exhausted)
   int32_t *column_row_, *column_rank_;  // per open column: its head's prefix, its class rank
+  int32_t* column_class_;         // per open column: its class, log-prob, head's score
+  float *column_lp_, *column_score_;
   uint64_t* slot_key_;            // prefix hash -> index of the frame's new extensions
   int32_t* slot_val_;
   int32_t *hist_src_, *hist_label_, *hist_last_t_;  // per frame and entry
