@@ -316,10 +316,13 @@ def merge(parts: list, out_dir: PathLike, *, remove: bool = False) -> Path:
     out_dir = _check_path(out_dir, "out_dir")
     metas = sorted(((_read_meta(part), part) for part in parts), key=lambda mp: mp[0]["start"])
     first = metas[0][0]
-    the_set = lambda meta: {k: v for k, v in meta.items() if k not in ("start", "stop")}  # noqa: E731
-    position = first["start"]
+
+    def the_set(meta):  # what every part of one set shares: all but its range
+        return {k: v for k, v in meta.items() if k not in ("start", "stop")}
+
+    first_set, position = the_set(first), first["start"]
     for meta, part in metas:
-        if the_set(meta) != the_set(first):
+        if the_set(meta) != first_set:
             raise ValueError(f"{part} belongs to another set than {metas[0][1]} (their meta.json differ)")
         if meta["start"] != position:
             raise ValueError(f"the parts do not tile a range: {part} starts at {meta['start']}, expected {position}")

@@ -197,7 +197,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, ctx: distributed.C
     torch.manual_seed(config.seed)
     model = CRNN(model_config).to(device)
 
-    targets, target_lengths = tokens_of(train_set)
+    targets, target_lengths = (t.long() for t in tokens_of(train_set))  # int64, the CTC layout ctc_loss_args wants
     steps_per_epoch = len(train_set) // config.batch_size
     if steps_per_epoch == 0:
         raise ValueError(f"batch_size {config.batch_size} is larger than the training set ({len(train_set)})")
