@@ -6,11 +6,14 @@ Size: CRNN_FAST_BENCH_N sequences for crnn_fast (default 100000) and
       CRNN_FAST_BENCH_ANCHOR_N for the anchors that decode one sequence per Python
       call (default 2000; their rows report per-sequence time on that subset). The
       anchors run on as many worker processes as crnn_fast has threads
-      (torch.get_num_threads()), each decoding a contiguous share of the sequences.
+      (torch.get_num_threads()), each decoding a contiguous share of the sequences;
+      the workers are forked holding the inputs, so that no input is copied while
+      timed.
       CRNN_FAST_BENCH_IMAGES images for the end-to-end rows (default: 100000 with a
       GPU, 10000 without).
 """
 
+import contextlib
 import itertools
 import multiprocessing
 import os
@@ -50,21 +53,34 @@ def peaky_log_probs(n, frames, classes, seed=0):
 WORKERS = torch.get_num_threads()
 
 
-@pytest.fixture(scope="session")
-def workers():
-    """A pool of WORKERS processes for the anchors, so that they get the cores crnn_fast
-    gets. Processes rather than threads: some anchors hold the GIL while they decode.
-    Forked before any anchor runs; the work sent to them uses no torch."""
-    with multiprocessing.get_context("fork").Pool(WORKERS) as pool:
-        pool.map(abs, range(WORKERS))  # every worker started before timing
-        yield pool
+_HELD = None  # the inputs of the pool being forked, inherited by its workers
 
 
-def on_workers(pool, fn, items, *args):
-    """``fn(share, *args)`` on each worker's contiguous share of ``items``; results in order."""
-    n = len(items)
-    shares = [items[n * i // WORKERS: n * (i + 1) // WORKERS] for i in range(WORKERS)]
-    return list(itertools.chain.from_iterable(pool.starmap(fn, [(share, *args) for share in shares])))
+def _run_share(worker, fn, args):
+    n = len(_HELD)
+    return fn(_HELD[n * worker // WORKERS: n * (worker + 1) // WORKERS], *args)
+
+
+@contextlib.contextmanager
+def anchor_pool(items):
+    """WORKERS processes forked holding ``items``, so that the anchors get the cores
+    crnn_fast gets and the timed call copies no input. Processes rather than threads:
+    some anchors hold the GIL while they decode. Yields ``run(fn, *args)``, which calls
+    ``fn(share, *args)`` on each worker's contiguous share of ``items`` and returns the
+    results in order. The work sent to the workers uses no torch."""
+    global _HELD
+    _HELD = items
+    try:
+        with multiprocessing.get_context("fork").Pool(WORKERS) as pool:
+            pool.map(abs, range(WORKERS))  # every worker started before timing
+
+            def run(fn, *args):
+                shares = pool.starmap(_run_share, [(worker, fn, args) for worker in range(WORKERS)])
+                return list(itertools.chain.from_iterable(shares))
+
+            yield run
+    finally:
+        _HELD = None
 
 
 def synchronized(fn, device):

@@ -9,7 +9,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from conftest import DEVICES, on_workers, peaky_log_probs, record, synchronized
+from conftest import DEVICES, anchor_pool, peaky_log_probs, record, synchronized
 
 import crnn_fast
 
@@ -138,21 +138,22 @@ ANCHORS = {"fast-ctc-decode": ("fast_ctc_decode", fast_ctc_decode_share, True),
            "pyctcdecode": ("pyctcdecode", pyctcdecode_share, False)}
 
 
-def run_anchor(benchmark, workers, name, n, shape, beam):
+def run_anchor(benchmark, name, n, shape, beam):
     module, share, takes_probs = ANCHORS[name]
     pytest.importorskip(module)
     lp = peaky_log_probs(n, *shape)
     inputs = (lp.exp() if takes_probs else lp).numpy()
     record(benchmark, f"beam {beam} {shape_id(shape)}", n, library=name, device="cpu", beam=beam)
-    labels = benchmark.pedantic(on_workers, args=(workers, share, inputs, beam), rounds=1, iterations=1)
+    with anchor_pool(inputs) as run:
+        labels = benchmark.pedantic(run, args=(share, beam), rounds=1, iterations=1)
     compare_top1(benchmark, lp, labels, beam)
 
 
 @pytest.mark.parametrize("anchor", list(ANCHORS))
 @pytest.mark.parametrize("beam", BEAMS)
 @pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
-def test_beam_anchor(benchmark, workers, sizes, shape, beam, anchor):
-    run_anchor(benchmark, workers, anchor, sizes[1], shape, beam)
+def test_beam_anchor(benchmark, sizes, shape, beam, anchor):
+    run_anchor(benchmark, anchor, sizes[1], shape, beam)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible")
@@ -202,14 +203,14 @@ def test_speech_crnn_fast(benchmark, sizes, beam, device):
 
 
 @pytest.mark.parametrize("beam", SPEECH_BEAMS)
-def test_speech_fast_ctc_decode(benchmark, workers, sizes, beam):
+def test_speech_fast_ctc_decode(benchmark, sizes, beam):
     if beam > 10:
         # Measured on fast-ctc-decode 0.3.7: at beam 32 with C=1024, T=200 one call asks
         # for 8.6 GB (beam_cut_threshold 0 or 1e-4) and aborts the process.
         pytest.skip("fast-ctc-decode aborts on a failed 8.6 GB allocation at beam 32 with C=1024, T=200")
-    run_anchor(benchmark, workers, "fast-ctc-decode", max(1, sizes[1] // 200), SPEECH, beam)  # seconds per sequence
+    run_anchor(benchmark, "fast-ctc-decode", max(1, sizes[1] // 200), SPEECH, beam)  # seconds per sequence
 
 
 @pytest.mark.parametrize("beam", SPEECH_BEAMS)
-def test_speech_flashlight_text(benchmark, workers, sizes, beam):
-    run_anchor(benchmark, workers, "flashlight-text", max(1, sizes[1] // 100), SPEECH, beam)
+def test_speech_flashlight_text(benchmark, sizes, beam):
+    run_anchor(benchmark, "flashlight-text", max(1, sizes[1] // 100), SPEECH, beam)
