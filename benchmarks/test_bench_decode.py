@@ -9,7 +9,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from conftest import DEVICES, anchor_pool, peaky_log_probs, record, synchronized
+from conftest import DEVICES, ROUNDS, anchor_pool, peaky_log_probs, record, synchronized
 
 import crnn_fast
 
@@ -92,7 +92,7 @@ def test_beam_crnn_fast(benchmark, sizes, shape, beam, device):
            beam=beam)
     run = synchronized(crnn_fast.ctc_beam_search, device)
     run(lp[:64], beam_width=beam)  # warm-up (thread pool, CUDA context)
-    benchmark.pedantic(run, args=(lp,), kwargs=dict(beam_width=beam), rounds=1, iterations=1)
+    benchmark.pedantic(run, args=(lp,), kwargs=dict(beam_width=beam), rounds=ROUNDS, iterations=1)
 
 
 # The anchors decode one sequence per Python call; these run on a worker's share of
@@ -138,14 +138,15 @@ ANCHORS = {"fast-ctc-decode": ("fast_ctc_decode", fast_ctc_decode_share, True),
            "pyctcdecode": ("pyctcdecode", pyctcdecode_share, False)}
 
 
-def run_anchor(benchmark, name, n, shape, beam):
+def run_anchor(benchmark, name, lp, group, beam):
+    """Times anchor ``name`` decoding ``lp`` (N, T, C) log-probs on the worker processes
+    as a row of comparison ``group``, and compares its top-1 labellings with crnn_fast's."""
     module, share, takes_probs = ANCHORS[name]
     pytest.importorskip(module)
-    lp = peaky_log_probs(n, *shape)
-    inputs = (lp.exp() if takes_probs else lp).numpy()
-    record(benchmark, f"beam {beam} {shape_id(shape)}", n, library=name, device="cpu", beam=beam)
+    inputs = (lp.exp() if takes_probs else lp).contiguous().numpy()
+    record(benchmark, group, len(lp), library=name, device="cpu", beam=beam)
     with anchor_pool(inputs) as run:
-        labels = benchmark.pedantic(run, args=(share, beam), rounds=1, iterations=1)
+        labels = benchmark.pedantic(run, args=(share, beam), rounds=ROUNDS, iterations=1)
     compare_top1(benchmark, lp, labels, beam)
 
 
@@ -153,7 +154,7 @@ def run_anchor(benchmark, name, n, shape, beam):
 @pytest.mark.parametrize("beam", BEAMS)
 @pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
 def test_beam_anchor(benchmark, sizes, shape, beam, anchor):
-    run_anchor(benchmark, anchor, sizes[1], shape, beam)
+    run_anchor(benchmark, anchor, peaky_log_probs(sizes[1], *shape), f"beam {beam} {shape_id(shape)}", beam)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible")
@@ -173,7 +174,7 @@ def test_beam_torchaudio_cuda(benchmark, sizes, shape, beam):
                 for h in decoder(lp[lo:lo + TORCHAUDIO_BATCH], lengths[lo:lo + TORCHAUDIO_BATCH])]
 
     decoder(lp[:64], lengths[:64])  # warm-up
-    hyps = benchmark.pedantic(synchronized(decode_all, "cuda"), rounds=1, iterations=1)
+    hyps = benchmark.pedantic(synchronized(decode_all, "cuda"), rounds=ROUNDS, iterations=1)
     compare_top1(benchmark, lp[: sizes[1]].cpu(), [list(h[0].tokens) for h in hyps[: sizes[1]]], beam)
 
 
@@ -199,7 +200,7 @@ def test_speech_crnn_fast(benchmark, sizes, beam, device):
     lp = peaky_log_probs(n, *SPEECH).to(device)
     record(benchmark, f"beam {beam} {shape_id(SPEECH)}", n, library=f"crnn_fast {device}", device=device, beam=beam)
     benchmark.pedantic(synchronized(crnn_fast.ctc_beam_search, device), args=(lp,), kwargs=dict(beam_width=beam),
-                       rounds=1, iterations=1)
+                       rounds=ROUNDS, iterations=1)
 
 
 @pytest.mark.parametrize("beam", SPEECH_BEAMS)
@@ -208,9 +209,11 @@ def test_speech_fast_ctc_decode(benchmark, sizes, beam):
         # Measured on fast-ctc-decode 0.3.7: at beam 32 with C=1024, T=200 one call asks
         # for 8.6 GB (beam_cut_threshold 0 or 1e-4) and aborts the process.
         pytest.skip("fast-ctc-decode aborts on a failed 8.6 GB allocation at beam 32 with C=1024, T=200")
-    run_anchor(benchmark, "fast-ctc-decode", max(1, sizes[1] // 200), SPEECH, beam)  # seconds per sequence
+    n = max(1, sizes[1] // 200)  # seconds per sequence
+    run_anchor(benchmark, "fast-ctc-decode", peaky_log_probs(n, *SPEECH), f"beam {beam} {shape_id(SPEECH)}", beam)
 
 
 @pytest.mark.parametrize("beam", SPEECH_BEAMS)
 def test_speech_flashlight_text(benchmark, sizes, beam):
-    run_anchor(benchmark, "flashlight-text", max(1, sizes[1] // 100), SPEECH, beam)
+    n = max(1, sizes[1] // 100)
+    run_anchor(benchmark, "flashlight-text", peaky_log_probs(n, *SPEECH), f"beam {beam} {shape_id(SPEECH)}", beam)

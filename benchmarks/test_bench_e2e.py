@@ -10,7 +10,8 @@ import os
 import numpy as np
 import pytest
 import torch
-from conftest import DEVICES, IMAGES, record, synchronized
+from conftest import DEVICES, IMAGES, ROUNDS, record, synchronized
+from test_bench_decode import run_anchor
 
 import crnn_fast
 from crnn_fast import checkpoint, data, evaluate, train
@@ -22,6 +23,20 @@ DATA = os.environ.get("CRNN_FAST_BENCH_DATA", "data")
 @pytest.fixture(scope="module")
 def test_set():
     return data.synthetic(DATA, "test", IMAGES, progress=False)
+
+
+@pytest.fixture(scope="module")
+def model_outputs(test_set):
+    """``get(device)``: the model's log-probs over the test set on ``device``, (N, T, C),
+    computed once per device."""
+    cache = {}
+
+    def get(device):
+        if device not in cache:
+            cache[device] = forward_all(load_model(device), test_set.images, device)
+        return cache[device]
+
+    return get
 
 
 def load_model(device):
@@ -43,7 +58,7 @@ def forward_all(model, images, device):
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("stage", ["forward", "greedy", "beam 10", "metrics", "evaluate (greedy)", "evaluate (beam 10)"])
-def test_evaluate_stages(benchmark, test_set, stage, device):
+def test_evaluate_stages(benchmark, test_set, model_outputs, stage, device):
     device = torch.device(device)
     model = load_model(device)
     record(benchmark, f"evaluate {IMAGES} images {device}", IMAGES, library=f"crnn_fast {device}",
@@ -59,7 +74,7 @@ def test_evaluate_stages(benchmark, test_set, stage, device):
     if stage == "forward":
         benchmark.pedantic(run, args=(forward_all, model, test_set.images, device), rounds=1, iterations=1)
         return
-    log_probs = forward_all(model, test_set.images, device)
+    log_probs = model_outputs(device)
     if stage != "metrics":
         benchmark.pedantic(run, args=(evaluate.decode, log_probs, stage.split()[0]), rounds=1, iterations=1)
         return
@@ -83,3 +98,19 @@ def test_training_throughput(benchmark, tmp_path, arch, device):
     benchmark.pedantic(train.train, args=(config,), kwargs=dict(progress=False), rounds=1, iterations=1)
     history = checkpoint.load(tmp_path / "run" / "last.pt")["history"]
     benchmark.extra_info["train_images_per_s"] = history[-1]["train_images_per_s"]
+
+
+@pytest.mark.parametrize("decoder", ["crnn_fast", "fast-ctc-decode"])
+def test_beam_on_model_outputs(benchmark, model_outputs, sizes, decoder):
+    """Beam 10 on the model's own outputs, crnn_fast against the fastest anchor: a
+    trained model's outputs are peakier than peaky_log_probs, which changes both sides'
+    cost."""
+    log_probs = model_outputs(torch.device("cpu"))
+    group = f"beam 10 on model outputs ({IMAGES} images)"
+    if decoder != "crnn_fast":
+        run_anchor(benchmark, decoder, log_probs[: sizes[1]], group, 10)
+        return
+    record(benchmark, group, len(log_probs), library="crnn_fast cpu", device="cpu", beam=10)
+    crnn_fast.ctc_beam_search(log_probs[:64], beam_width=10)  # warm-up
+    benchmark.pedantic(crnn_fast.ctc_beam_search, args=(log_probs,), kwargs=dict(beam_width=10), rounds=ROUNDS,
+                       iterations=1)
