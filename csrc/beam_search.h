@@ -274,10 +274,11 @@ class Decoder {
     next_bound_ = column_bound(0);
     int32_t n = 0;
     while (n < L.K) {
-      uint64_t best = queue_size_ > 0 ? queue_[0] : kNone;
+      uint64_t best = queue_size_ > 0 ? queue_[0] : kNone, second = kNone;  // the best head, the next
       int32_t from = -1;  // the queue, else a column
       for (int32_t j = 0; j < n_open_; ++j) {
         const bool less = column_key_[j] < best;
+        second = less ? best : (column_key_[j] < second ? column_key_[j] : second);
         best = less ? column_key_[j] : best;
         from = less ? j : from;
       }
@@ -305,8 +306,15 @@ class Decoder {
         extend(next_[n++], k, (seq - L.K) & ((uint32_t{1} << L.rank_bits) - 1), t);
         continue;
       }
-      extension(next_[n++], column_row_[from], column_class_[from], column_lp_[from], column_score_[from], t);
-      move_column(from);
+      // The column goes on giving candidates while its head comes before every other
+      // source's (the repeats it queues on the way included) and the unopened columns'
+      // bound: the picks the loop would make, without looking at the others each time.
+      second = next_bound_ < second ? next_bound_ : second;
+      do {
+        extension(next_[n++], column_row_[from], column_class_[from], column_lp_[from], column_score_[from], t);
+        move_column(from);
+        second = queue_size_ > 0 && queue_[0] < second ? queue_[0] : second;
+      } while (n < L.K && column_key_[from] < second);
     }
     // Parents in the new beam: an extension's is its source prefix, if that stayed; a
     // stay's is its old parent, if that stayed, and if it had none, possibly one of the
