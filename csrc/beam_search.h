@@ -287,29 +287,17 @@ class Decoder {
         continue;
       }
       if (best == kNone) break;
+      // The source whose head comes first goes on giving candidates while its head
+      // comes before every other source's and the unopened columns' bound: the picks
+      // the loop would make, without looking at the other sources each time. (Taking
+      // from a column can queue repeats, so the queue's top is looked at again.)
+      second = next_bound_ < second ? next_bound_ : second;
       if (from < 0) {
-        const uint32_t seq = static_cast<uint32_t>(best & 0xFFFFFFFFu);
-        if (seq < static_cast<uint32_t>(L.K) && !scored_[seq]) {  // a stay's bound: its score replaces it
-          Stay& s = stays_[seq];
-          scored_[seq] = true;
-          s.pnb = log_add(s.pnb, s.feed);
-          s.score = log_add(s.pb, s.pnb);
-          replace_top(rank_key(s.score, seq));
-          continue;
-        }
-        dequeue();
-        if (seq < static_cast<uint32_t>(L.K)) {
-          stay(next_[n++], seq);
-          continue;
-        }
-        const int32_t k = static_cast<int32_t>((seq - L.K) >> L.rank_bits);
-        extend(next_[n++], k, (seq - L.K) & ((uint32_t{1} << L.rank_bits) - 1), t);
+        do {
+          take_from_queue(n, t);
+        } while (n < L.K && queue_size_ > 0 && queue_[0] < second);
         continue;
       }
-      // The column goes on giving candidates while its head comes before every other
-      // source's (the repeats it queues on the way included) and the unopened columns'
-      // bound: the picks the loop would make, without looking at the others each time.
-      second = next_bound_ < second ? next_bound_ : second;
       do {
         extension(next_[n++], column_row_[from], column_class_[from], column_lp_[from], column_score_[from], t);
         move_column(from);
@@ -349,6 +337,27 @@ class Decoder {
     beam_ = next_;
     next_ = old;
     size_ = n;
+  }
+
+  // The queue's top: a stay's bound is replaced by its score; a stay or a repeat is
+  // taken into the next beam (entry n).
+  C10_HOST_DEVICE void take_from_queue(int32_t& n, int64_t t) {
+    const uint32_t seq = static_cast<uint32_t>(queue_[0] & 0xFFFFFFFFu);
+    if (seq < static_cast<uint32_t>(L.K) && !scored_[seq]) {
+      Stay& s = stays_[seq];
+      scored_[seq] = true;
+      s.pnb = log_add(s.pnb, s.feed);
+      s.score = log_add(s.pb, s.pnb);
+      replace_top(rank_key(s.score, seq));
+      return;
+    }
+    dequeue();
+    if (seq < static_cast<uint32_t>(L.K)) {
+      stay(next_[n++], seq);
+    } else {
+      const int32_t k = static_cast<int32_t>((seq - L.K) >> L.rank_bits);
+      extend(next_[n++], k, (seq - L.K) & ((uint32_t{1} << L.rank_bits) - 1), t);
+    }
   }
 
   // Gathers the frame's classes above `floor` (log-prob and class, in class order),
