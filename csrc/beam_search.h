@@ -56,9 +56,19 @@ C10_HOST_DEVICE inline uint64_t extend_hash(uint64_t h, int32_t label) {
 C10_HOST_DEVICE inline float log_add(float a, float b) {
   if (a == -INFINITY) return b;
   if (b == -INFINITY) return a;
-  const float hi = a > b ? a : b, lo = a > b ? b : a;
-  // Below e^-104, expf rounds to 0 (through glibc's slow underflow path): the sum is hi.
-  return lo - hi < -104.0f ? hi : hi + log1pf(expf(lo - hi));
+  const float hi = a > b ? a : b, lo = a > b ? b : a, d = lo - hi;
+  if (d < -12.0f) {
+    // The sum rounds to hi when log1p(e^d) is under half the gap between hi and its
+    // neighbouring floats: then expf and log1pf are skipped. With hi's exponent field
+    // e (a normal number), either gap is at least 2^(e - 151), so e^d < 2^(e - 153) is
+    // enough, with room for the rounding of expf and log1pf: d < e ln 2 - 106.05.
+    // Below e^-104 (zero and subnormal hi) expf rounds to 0 anyway, through glibc's
+    // slow underflow path.
+    uint32_t bits;
+    memcpy(&bits, &hi, sizeof(bits));
+    if (d < -104.0f || d < static_cast<float>((bits >> 23) & 0xFFu) * 0.69314718f - 106.06f) return hi;
+  }
+  return hi + log1pf(expf(d));
 }
 
 // A float's bits as an unsigned key that orders the other way round: larger values
