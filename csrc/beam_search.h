@@ -202,6 +202,7 @@ class Decoder {
     for (int32_t k = 0; k < size_; ++k) {
       children_[k] = 0;
       first_child_[k] = -1;
+      stay_at_[k] = -1;
     }
     queue_size_ = 0;
     const float blank_lp = in_cutoff(frame, sC, p.blank, p)
@@ -316,20 +317,8 @@ class Decoder {
     }
     // Parents in the new beam: an extension's is its source prefix, if that stayed; a
     // stay's is its old parent, if that stayed, and if it had none, possibly one of the
-    // new extensions (found by prefix hash).
-    bool orphans = false;
-    for (int32_t k = 0; k < size_; ++k) stay_at_[k] = -1;
-    for (int32_t i = 0; i < n; ++i) {
-      Entry& x = next_[i];
-      if (x.label < 0) {
-        stay_at_[x.src] = i;
-        orphans |= x.parent < 0 && x.len > 0;
-      } else {
-        x.parent_hash = beam_[x.src].hash;
-        x.hash = extend_hash(x.parent_hash, x.label);
-      }
-    }
-    if (orphans) index_extensions(n);
+    // new extensions (found by prefix hash, indexed at the first such stay).
+    bool indexed = false;
     for (int32_t i = 0; i < n; ++i) {
       Entry& x = next_[i];
       if (x.label >= 0) {
@@ -337,6 +326,8 @@ class Decoder {
       } else if (x.parent >= 0) {
         x.parent = stay_at_[x.parent];
       } else if (x.len > 0) {
+        if (!indexed) index_extensions(n);
+        indexed = true;
         x.parent = find_extension(x.parent_hash);
       }
       hist_src_[t * L.K + i] = x.src;
@@ -363,6 +354,7 @@ class Decoder {
     }
     dequeue();
     if (seq < static_cast<uint32_t>(L.K)) {
+      stay_at_[seq] = n;
       stay(next_[n++], seq);
     } else {
       const int32_t k = static_cast<int32_t>((seq - L.K) >> L.rank_bits);
@@ -529,6 +521,8 @@ class Decoder {
     x.len = beam_[k].len + 1;
     x.last_t = static_cast<int32_t>(t);
     x.src = k;
+    x.parent_hash = beam_[k].hash;
+    x.hash = extend_hash(x.parent_hash, c);
   }
 
   // The frame's best log-prob among the gathered classes other than the blank.
