@@ -510,8 +510,8 @@ class Decoder {
     extension(x, k, c, lp, (c == e.last ? e.pb : e.score) + lp, t);
   }
 
-  // Prefix k plus class c of log-prob lp, scoring `score` (inlined: the column loop
-  // calls it for most of the candidates it takes).
+  // Prefix k plus class c of log-prob lp, scoring `score`, with its prefix hash
+  // (inlined: the column loop calls it for most of the candidates it takes).
   C10_HOST_DEVICE C10_ALWAYS_INLINE void extension(Entry& x, int32_t k, int32_t c, float lp, float score,
                                                    int64_t t) const {
     x.pb = -INFINITY;
