@@ -53,6 +53,19 @@ C10_HOST_DEVICE inline uint64_t extend_hash(uint64_t h, int32_t label) {
   return z ^ (z >> 31);
 }
 
+// Whether, in step, a source goes on giving candidates while it stays ahead of the
+// others (the same picks either way): always on a CPU; on a GPU, where the threads of
+// a warp then sit in different inner loops, for beams up to 32 (on an H200, 100k
+// sequences: beam 10 and 32 took 14% and 9% less time with it, beam 100 15% more).
+C10_HOST_DEVICE inline bool drains(int64_t beam_width) {
+#ifdef __CUDA_ARCH__
+  return beam_width <= 32;
+#else
+  (void)beam_width;
+  return true;
+#endif
+}
+
 C10_HOST_DEVICE inline float log_add(float a, float b) {
   if (a == -INFINITY) return b;
   if (b == -INFINITY) return a;
@@ -283,6 +296,7 @@ class Decoder {
     n_open_ = 0;
     next_column_ = 0;
     next_bound_ = column_bound(0);
+    const bool drain = drains(L.K);
     int32_t n = 0;
     while (n < L.K) {
       uint64_t best = queue_size_ > 0 ? queue_[0] : kNone, second = kNone;  // the best head, the next
@@ -306,14 +320,14 @@ class Decoder {
       if (from < 0) {
         do {
           take_from_queue(n, t);
-        } while (n < L.K && queue_size_ > 0 && queue_[0] < second);
+        } while (drain && n < L.K && queue_size_ > 0 && queue_[0] < second);
         continue;
       }
       do {
         extension(next_[n++], column_row_[from], column_class_[from], column_lp_[from], column_score_[from], t);
         move_column(from);
         second = queue_size_ > 0 && queue_[0] < second ? queue_[0] : second;
-      } while (n < L.K && column_key_[from] < second);
+      } while (drain && n < L.K && column_key_[from] < second);
     }
     // Parents in the new beam: an extension's is its source prefix, if that stayed; a
     // stay's is its old parent, if that stayed, and if it had none, possibly one of the
