@@ -119,6 +119,11 @@ struct Entry {
 struct Stay {
   float pb, pnb, feed, score, last_lp;
   int32_t last_t;
+  // The score itself, in place of the bound: the parent's emission joins pnb.
+  C10_HOST_DEVICE void work_out() {
+    pnb = log_add(pnb, feed);
+    score = log_add(pb, pnb);
+  }
 };
 
 // Sizes of one sequence's scratch, carved out of a caller-provided buffer.
@@ -278,8 +283,7 @@ class Decoder {
       if (low == -INFINITY) continue;  // no alignment left
       scored_[k] = !(low < extension_bound);
       if (scored_[k]) {
-        s.pnb = log_add(s.pnb, s.feed);
-        s.score = log_add(s.pb, s.pnb);
+        s.work_out();
       } else {
         s.score = low + 1.1f + 1e-5f * fabsf(low);  // ln 3 < 1.1, with room for rounding
       }
@@ -359,11 +363,9 @@ class Decoder {
   C10_HOST_DEVICE void take_from_queue(int32_t& n, int64_t t) {
     const uint32_t seq = static_cast<uint32_t>(queue_[0] & 0xFFFFFFFFu);
     if (seq < static_cast<uint32_t>(L.K) && !scored_[seq]) {
-      Stay& s = stays_[seq];
       scored_[seq] = true;
-      s.pnb = log_add(s.pnb, s.feed);
-      s.score = log_add(s.pb, s.pnb);
-      replace_top(rank_key(s.score, seq));
+      stays_[seq].work_out();
+      replace_top(rank_key(stays_[seq].score, seq));
       return;
     }
     dequeue();
