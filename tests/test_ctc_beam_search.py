@@ -167,6 +167,14 @@ def test_non_contiguous_input(device):
         assert torch.equal(a, b)
 
 
+def draw_inputs(data, B, T, C):
+    """Per-row lengths and (B, T, C) log-probs of a drawn seed and peakiness, for the
+    property tests."""
+    lengths = data.draw(st.lists(st.integers(0, T), min_size=B, max_size=B))
+    seed = data.draw(st.integers(0, 2**20))
+    return lengths, random_log_probs(B, T, C, seed=seed, peaky=data.draw(st.sampled_from([0.5, 2.0, 6.0])))
+
+
 @given(
     B=st.integers(0, 3),
     T=st.integers(0, 12),
@@ -177,9 +185,7 @@ def test_non_contiguous_input(device):
 def test_property_matches_reference_cpu(B, T, C, beam_width, data):
     top_paths = data.draw(st.integers(1, beam_width))
     blank = data.draw(st.integers(0, C - 1))
-    seed = data.draw(st.integers(0, 2**20))
-    lengths = data.draw(st.lists(st.integers(0, T), min_size=B, max_size=B))
-    log_probs = random_log_probs(B, T, C, seed=seed, peaky=data.draw(st.sampled_from([0.5, 2.0, 6.0])))
+    lengths, log_probs = draw_inputs(data, B, T, C)
     result = run(log_probs, lengths, beam_width=beam_width, top_paths=top_paths, blank=blank)
     for b in range(B):
         assert_row_matches(result, b, log_probs, lengths[b], beam_width, top_paths, blank)
@@ -203,9 +209,7 @@ def test_cuda_matches_cpu(B, T, C, beam_width, data):
         cutoff_top_n=data.draw(st.sampled_from([None, 1, 5, 40])),
         cutoff_prob=data.draw(st.sampled_from([1.0, 0.99, 0.5])),
     )
-    lengths = data.draw(st.lists(st.integers(0, T), min_size=B, max_size=B))
-    log_probs = random_log_probs(B, T, C, seed=data.draw(st.integers(0, 2**20)),
-                                 peaky=data.draw(st.sampled_from([0.5, 2.0, 6.0])))
+    lengths, log_probs = draw_inputs(data, B, T, C)
     want = run(log_probs, lengths, beam_width=beam_width, **options)
     got = run(log_probs.cuda(), lengths, beam_width=beam_width, **options)
     for name in ("tokens", "lengths", "timesteps"):
