@@ -22,7 +22,9 @@
 //    the best of the open columns' heads and a small queue (stays, repeats of a
 //    prefix's last label) is taken next.
 // The result is the same as trying every class. Classes outside ctcdecode's
-// cutoff_top_n / cutoff_prob set for the frame are not considered at all.
+// cutoff_top_n / cutoff_prob set for the frame are not considered at all. A frame in
+// which no extension can beat the worst stay (most frames of a trained model's
+// outputs) keeps the stays, put in order (on a CPU).
 //
 // Prefixes are never copied: every frame records, per surviving entry, its source
 // entry and the label it appended (or -1); the best prefixes are read back at the
@@ -63,6 +65,20 @@ C10_HOST_DEVICE inline bool drains(int64_t beam_width) {
 #else
   (void)beam_width;
   return true;
+#endif
+}
+
+// Whether, in step, a frame where no extension can come before any stay puts the
+// stays in order by insertion sort, without the candidate queue: on a CPU, for beams
+// up to 128 (the sort is quadratic in the worst case; on a trained model's outputs
+// most frames are such frames). Not on a GPU: the threads of a warp, each on its own
+// sequence, would rarely all be in such a frame at once, so the warp would run both ways.
+C10_HOST_DEVICE inline bool sorts_stays(int64_t beam_width) {
+#ifdef __CUDA_ARCH__
+  (void)beam_width;
+  return false;
+#else
+  return beam_width <= 128;
 #endif
 }
 
@@ -274,9 +290,41 @@ class Decoder {
       gather_classes(frame, sC, floor);
     }
 
+    // With the beam full of stays and no extension able to beat the worst of them, the
+    // stays are the next beam; otherwise the candidates are taken best first.
+    const float extension_bound = size_ > 0 ? beam_[0].score + best_label_lp(p) : -INFINITY;
+    const int32_t n = sorts_stays(L.K) && size_ == L.K && extension_bound < worst ? take_stays()
+                                                                                  : take_candidates(p, t, extension_bound);
+    // Parents in the new beam: an extension's is its source prefix, if that stayed; a
+    // stay's is its old parent, if that stayed, and if it had none, possibly one of the
+    // new extensions (found by prefix hash, indexed at the first such stay).
+    bool indexed = false;
+    for (int32_t i = 0; i < n; ++i) {
+      Entry& x = next_[i];
+      if (x.label >= 0) {
+        x.parent = stay_at_[x.src];
+      } else if (x.parent >= 0) {
+        x.parent = stay_at_[x.parent];
+      } else if (x.len > 0) {
+        if (!indexed) index_extensions(n);
+        indexed = true;
+        x.parent = find_extension(x.parent_hash);
+      }
+      hist_src_[t * L.K + i] = x.src;
+      hist_label_[t * L.K + i] = x.label;
+      hist_last_t_[t * L.K + i] = x.last_t;
+    }
+    Entry* old = beam_;
+    beam_ = next_;
+    next_ = old;
+    size_ = n;
+  }
+
+  // The next beam's entries (returns how many), best first from the stays, the repeats
+  // and the columns of extensions. extension_bound: at least every extension's score.
+  C10_HOST_DEVICE int32_t take_candidates(const Params& p, int64_t t, float extension_bound) {
     // A stay that beats every extension is scored now; the others are queued with a
     // bound (their largest term plus ln 3 or more) and scored if that comes first.
-    const float extension_bound = size_ > 0 ? beam_[0].score + best_label_lp(p) : -INFINITY;
     for (int32_t k = 0; k < size_; ++k) {
       Stay& s = stays_[k];
       const float low = s.score;
@@ -333,29 +381,26 @@ class Decoder {
         second = queue_size_ > 0 && queue_[0] < second ? queue_[0] : second;
       } while (drain && n < L.K && column_key_[from] < second);
     }
-    // Parents in the new beam: an extension's is its source prefix, if that stayed; a
-    // stay's is its old parent, if that stayed, and if it had none, possibly one of the
-    // new extensions (found by prefix hash, indexed at the first such stay).
-    bool indexed = false;
-    for (int32_t i = 0; i < n; ++i) {
-      Entry& x = next_[i];
-      if (x.label >= 0) {
-        x.parent = stay_at_[x.src];
-      } else if (x.parent >= 0) {
-        x.parent = stay_at_[x.parent];
-      } else if (x.len > 0) {
-        if (!indexed) index_extensions(n);
-        indexed = true;
-        x.parent = find_extension(x.parent_hash);
-      }
-      hist_src_[t * L.K + i] = x.src;
-      hist_label_[t * L.K + i] = x.label;
-      hist_last_t_[t * L.K + i] = x.last_t;
+    return n;
+  }
+
+  // The next beam when no extension can come before any stay (all K finite): the
+  // stays scored and in order. They mostly keep the beam's order, so their rank keys
+  // are put in order by insertion sort, in the queue's storage.
+  C10_HOST_DEVICE int32_t take_stays() {
+    for (int32_t k = 0; k < size_; ++k) {
+      stays_[k].work_out();
+      const uint64_t key = rank_key(stays_[k].score, static_cast<uint32_t>(k));
+      int32_t i = k;
+      for (; i > 0 && queue_[i - 1] > key; --i) queue_[i] = queue_[i - 1];
+      queue_[i] = key;
     }
-    Entry* old = beam_;
-    beam_ = next_;
-    next_ = old;
-    size_ = n;
+    for (int32_t i = 0; i < size_; ++i) {
+      const int32_t k = static_cast<int32_t>(queue_[i] & 0xFFFFFFFFu);
+      stay_at_[k] = i;
+      stay(next_[i], k);
+    }
+    return size_;
   }
 
   // The queue's top: a stay's bound is replaced by its score; a stay or a repeat is

@@ -142,6 +142,25 @@ def test_all_blank_and_empty_rows(device):
     assert result.scores[1, 1].item() == -math.inf  # a zero-length row has one prefix only
 
 
+@pytest.mark.parametrize("beam_width", [1, 10, 128, 129])
+def test_blank_dominated_frames_match_reference(device, beam_width):
+    """Outputs like a trained model's: most frames nearly certain blanks, some label
+    spikes. In most frames no extension can beat the worst kept prefix, which the CPU
+    kernel decodes by putting the kept prefixes in order (beams up to 128); 129 takes
+    the general path on the same kind of input."""
+    B, T, C = 2, 37, 63
+    g = torch.Generator().manual_seed(beam_width)
+    logits = torch.randn(B, T, C, generator=g, dtype=torch.float64)
+    logits[:, :, 0] += 12.0
+    spikes = 16.0 * (torch.rand(B, T, generator=g) < 0.15).double()
+    logits.scatter_add_(2, torch.randint(1, C, (B, T, 1), generator=g), spikes.unsqueeze(-1))
+    log_probs = logits.log_softmax(-1).float().to(device)
+    top_paths = min(beam_width, 5)
+    result = run(log_probs, beam_width=beam_width, top_paths=top_paths)
+    for b in range(B):
+        assert_row_matches(result, b, log_probs, T, beam_width, top_paths, 0)
+
+
 def test_top_path_agrees_with_greedy_on_peaky_outputs(device):
     log_probs = random_log_probs(50, 18, 63, seed=3, peaky=8.0, device=device)
     greedy = crnn_fast.ctc_greedy_decode(log_probs)
