@@ -278,16 +278,20 @@ class Decoder {
       worst = low < worst ? low : worst;
     }
 
+    // With the beam full of stays, a class whose log-prob added to the best prefix's
+    // score cannot beat the worst stay never enters: rank only the classes above that
+    // floor (a prefix of the frame's ranking), lowered by a rounding margin. Under a
+    // cutoff, which needed them all, the gathered classes are narrowed to the floor
+    // (unless the probability rule ranked them already).
+    float floor = -INFINITY;
+    if (size_ == L.K) {
+      const float best = beam_[0].score;
+      floor = (worst - best) - 1e-5f * (1.0f + fabsf(worst) + fabsf(best));
+    }
     if (!p.prune) {
-      // With the beam full of stays, a class whose log-prob added to the best prefix's
-      // score cannot beat the worst stay never enters: rank only the classes above that
-      // floor (a prefix of the frame's ranking), lowered by a rounding margin.
-      float floor = -INFINITY;
-      if (size_ == L.K) {
-        const float best = beam_[0].score;
-        floor = (worst - best) - 1e-5f * (1.0f + fabsf(worst) + fabsf(best));
-      }
       gather_classes(frame, sC, floor);
+    } else if (n_ranked_ == 0) {
+      keep_classes_above(floor);
     }
 
     // With the beam full of stays and no extension able to beat the worst of them, the
@@ -439,6 +443,19 @@ class Decoder {
     n_classes_ = n < L.sorted ? n : L.sorted;
   }
 
+  // Keeps, of the gathered classes, those above `floor`, in class order.
+  C10_HOST_DEVICE void keep_classes_above(float floor) {
+    int64_t n = 0;
+    for (int64_t i = 0; i < n_gathered_; ++i) {
+      const float lp = gathered_lp_[i];
+      gathered_lp_[n] = lp;
+      gathered_class_[n] = gathered_class_[i];
+      n += lp > floor;
+    }
+    n_gathered_ = n;
+    if (n_classes_ > n) n_classes_ = n;
+  }
+
   // Ranks the next class: the most probable gathered class not ranked yet, the first
   // in class order among equals (ranked ones are marked -inf, which no gathered class
   // is: the floor is at least -inf and the comparison strict).
@@ -461,16 +478,16 @@ class Decoder {
   // ctcdecode's pruning: the classes of rank r < cutoff_top_n whose more probable
   // classes sum to less than cutoff_prob, a prefix of the ranking (cutoff_prob 1
   // applies no probability rule: rounding can make a frame's probabilities sum past 1).
-  // Only extensions by those ranks are tried; in_cutoff compares a class's rank key
-  // with the last one's.
+  // Only extensions by those ranks are tried; under the probability rule, in_cutoff
+  // compares a class's rank key with the last one's.
   C10_HOST_DEVICE void find_cutoff(const Params& p) {
     const int64_t n = n_gathered_;
-    for (int64_t i = 0; i < n; ++i) {
-      cutoff_key_[i] = rank_key(gathered_lp_[i], static_cast<uint32_t>(gathered_class_[i]));
-    }
     const int64_t top = p.cutoff_top_n < n ? p.cutoff_top_n : n;
     cutoff_len_ = top;
     if (p.cutoff_prob < 1.0f) {
+      for (int64_t i = 0; i < n; ++i) {
+        cutoff_key_[i] = rank_key(gathered_lp_[i], static_cast<uint32_t>(gathered_class_[i]));
+      }
       // Rank by selection until the mass is reached; the search needs no rank past it.
       double before = 0.0;
       for (int64_t r = 0; r < top; ++r) {
@@ -503,13 +520,25 @@ class Decoder {
 
   // Whether class c passes the frame's cutoff: under the probability rule against the
   // last class in it, else by its rank among the gathered classes (all but those at
-  // -inf, which contribute -inf whether they pass or not).
+  // -inf, which contribute -inf whether they pass or not): the classes more probable,
+  // and those as probable and earlier. Counting the classes at least as probable (c
+  // among them) settles most calls in one pass that compilers vectorise. Called
+  // before the frame's classes are ranked (rank_next marks the ranked ones in
+  // gathered_lp_).
   C10_HOST_DEVICE bool in_cutoff(const scalar_t* frame, int64_t sC, int64_t c, const Params& p) const {
     if (!p.prune) return true;
-    const uint64_t key = rank_key(static_cast<float>(frame[c * sC]), static_cast<uint32_t>(c));
-    if (p.cutoff_prob < 1.0f) return cutoff_len_ > 0 && key <= cutoff_key_[cutoff_len_ - 1];
-    int64_t rank = 0;
-    for (int64_t i = 0; i < n_gathered_; ++i) rank += cutoff_key_[i] < key;
+    const float lp = static_cast<float>(frame[c * sC]);
+    const int32_t cls = static_cast<int32_t>(c);
+    if (p.cutoff_prob < 1.0f) {
+      return cutoff_len_ > 0 && rank_key(lp, static_cast<uint32_t>(cls)) <= cutoff_key_[cutoff_len_ - 1];
+    }
+    int32_t at_least = 0;
+    for (int64_t i = 0; i < n_gathered_; ++i) at_least += gathered_lp_[i] >= lp;
+    if (at_least <= p.cutoff_top_n) return true;
+    int32_t rank = 0;
+    for (int64_t i = 0; i < n_gathered_; ++i) {
+      rank += (gathered_lp_[i] > lp) | ((gathered_lp_[i] == lp) & (gathered_class_[i] < cls));
+    }
     return rank < p.cutoff_top_n;
   }
 
@@ -717,7 +746,7 @@ class Decoder {
   int32_t* gathered_class_;
   float* ranked_lp_;              // the first n_ranked_ of them in rank order
   int32_t* ranked_class_;
-  uint64_t* cutoff_key_;          // under a cutoff: the gathered classes' rank keys
+  uint64_t* cutoff_key_;          // under cutoff_prob: the gathered classes' rank keys
   uint64_t* queue_;               // stays and repeats, a 4-ary min-heap of rank keys
   uint64_t* column_key_;          // per open column: its head's rank key (kNone: exhausted)
   int32_t *column_row_, *column_rank_;  // per open column: its head's prefix, its class rank
