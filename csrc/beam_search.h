@@ -522,9 +522,9 @@ class Decoder {
   // last class in it, else by its rank among the gathered classes (all but those at
   // -inf, which contribute -inf whether they pass or not): the classes more probable,
   // and those as probable and earlier. Counting the classes at least as probable (c
-  // among them) settles most calls in one pass that compilers vectorise. Called
-  // before the frame's classes are ranked (rank_next marks the ranked ones in
-  // gathered_lp_).
+  // among them) settles most calls in one pass that compilers vectorise. Needs all the
+  // gathered classes: called before step narrows them to the floor and rank_next marks
+  // the ranked ones.
   C10_HOST_DEVICE bool in_cutoff(const scalar_t* frame, int64_t sC, int64_t c, const Params& p) const {
     if (!p.prune) return true;
     const float lp = static_cast<float>(frame[c * sC]);
