@@ -142,11 +142,11 @@ def test_all_blank_and_empty_rows(device):
     assert result.scores[1, 1].item() == -math.inf  # a zero-length row has one prefix only
 
 
-@pytest.mark.parametrize("beam_width", [1, 10, 128, 129])
+@pytest.mark.parametrize("beam_width", [1, 10, 64, 65])
 def test_blank_dominated_frames_match_reference(device, beam_width):
     """Outputs like a trained model's: most frames nearly certain blanks, some label
     spikes. In most frames no extension can beat the worst kept prefix, which the CPU
-    kernel decodes by putting the kept prefixes in order (beams up to 128); 129 takes
+    kernel decodes by putting the kept prefixes in order (beams up to 64); 65 takes
     the general path on the same kind of input."""
     B, T, C = 2, 37, 63
     g = torch.Generator().manual_seed(beam_width)
