@@ -87,9 +87,14 @@ def test_greedy_torch_ops(benchmark, sizes, shape, device):
 @pytest.mark.parametrize("beam", BEAMS)
 @pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
 def test_beam_crnn_fast(benchmark, sizes, shape, beam, device):
-    lp = peaky_log_probs(sizes[0], *shape).to(device)
-    record(benchmark, f"beam {beam} {shape_id(shape)}", sizes[0], library=f"crnn_fast {device}", device=device,
-           beam=beam)
+    run_crnn_fast(benchmark, peaky_log_probs(sizes[0], *shape).to(device), f"beam {beam} {shape_id(shape)}", beam)
+
+
+def run_crnn_fast(benchmark, lp, group, beam):
+    """Times crnn_fast's beam search of ``lp`` (N, T, C) log-probs, on their device, as a
+    row of comparison ``group``."""
+    device = lp.device.type
+    record(benchmark, group, len(lp), library=f"crnn_fast {device}", device=device, beam=beam)
     run = synchronized(crnn_fast.ctc_beam_search, device)
     run(lp[:64], beam_width=beam)  # warm-up (thread pool, CUDA context)
     benchmark.pedantic(run, args=(lp,), kwargs=dict(beam_width=beam), rounds=ROUNDS, iterations=1)

@@ -10,8 +10,8 @@ import os
 import numpy as np
 import pytest
 import torch
-from conftest import DEVICES, IMAGES, ROUNDS, record, synchronized
-from test_bench_decode import run_anchor
+from conftest import DEVICES, IMAGES, record, synchronized
+from test_bench_decode import run_anchor, run_crnn_fast
 
 import crnn_fast
 from crnn_fast import checkpoint, data, evaluate, train
@@ -107,10 +107,7 @@ def test_beam_on_model_outputs(benchmark, model_outputs, sizes, decoder):
     cost."""
     log_probs = model_outputs(torch.device("cpu"))
     group = f"beam 10 on model outputs ({IMAGES} images)"
-    if decoder != "crnn_fast":
+    if decoder == "crnn_fast":
+        run_crnn_fast(benchmark, log_probs, group, 10)
+    else:
         run_anchor(benchmark, decoder, log_probs[: sizes[1]], group, 10)
-        return
-    record(benchmark, group, len(log_probs), library="crnn_fast cpu", device="cpu", beam=10)
-    crnn_fast.ctc_beam_search(log_probs[:64], beam_width=10)  # warm-up
-    benchmark.pedantic(crnn_fast.ctc_beam_search, args=(log_probs,), kwargs=dict(beam_width=10), rounds=ROUNDS,
-                       iterations=1)
