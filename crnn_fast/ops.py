@@ -176,7 +176,8 @@ def ctc_beam_search(
 
     Args:
         log_probs: (B, T, C) log-softmax scores, batch-first, float32/float64/float16/
-            bfloat16, CPU or CUDA, any strides. NaN and +inf are rejected.
+            bfloat16, CPU or CUDA, any strides. NaN and +inf are rejected in the frames
+            decoded (those past a row's input length are not read).
         input_lengths: (B,) frame counts in [0, T] (tensor on any device, or ints);
             ``None`` uses T for every row.
         beam_width: prefixes kept per frame, in [1, 4096].
@@ -192,6 +193,8 @@ def ctc_beam_search(
     Returns:
         ``BeamSearchResult(tokens, lengths, scores, timesteps)`` on ``log_probs``' device;
         rows with fewer than K distinct prefixes pad with length 0 and score -inf.
+        (Under ``torch.compile`` a row holding NaN or +inf is not rejected: it comes
+        back with no prefixes and NaN scores.)
 
     The CPU kernel decodes rows in parallel over torch's threads; the CUDA kernel
     decodes the batch in one launch, a thread per row. Both run the same code and each
@@ -211,15 +214,17 @@ def ctc_beam_search(
     if not 0.0 < cutoff_prob <= 1.0:
         raise ValueError(f"cutoff_prob must be in (0, 1], got {cutoff_prob}")
     lengths = _check_lengths(input_lengths, "input_lengths", batch, frames, log_probs.device)
-    # NaN propagates through amax and +inf is the max: one reduction, no (B, T, C) temporaries
-    if not torch.compiler.is_compiling() and log_probs.numel() > 0 and not bool(log_probs.amax() < math.inf):
-        bad = torch.isnan(log_probs) | torch.isposinf(log_probs)
-        b, t, c = bad.nonzero()[0].tolist()
-        raise ValueError(f"log_probs[{b}, {t}, {c}] is {log_probs[b, t, c].item()}: log-probs must not be NaN or +inf")
-    out = torch.ops.crnn_fast.ctc_beam_search.default(
+    out = BeamSearchResult(*torch.ops.crnn_fast.ctc_beam_search.default(
         log_probs, lengths, beam_width, top_paths, blank, blank_penalty, min(cutoff_top_n, classes), cutoff_prob
-    )
-    return BeamSearchResult(*out)
+    ))
+    # The kernels check the frames they decode as they read them: a row with NaN or +inf
+    # gets NaN scores (B * K values to look at here, not B * T * C).
+    if not torch.compiler.is_compiling() and bool(out.scores.isnan().any()):
+        b = int(out.scores.isnan().any(1).nonzero()[0])
+        frame_lp = log_probs[b, : int(lengths[b])]
+        t, c = (torch.isnan(frame_lp) | torch.isposinf(frame_lp)).nonzero()[0].tolist()
+        raise ValueError(f"log_probs[{b}, {t}, {c}] is {frame_lp[t, c].item()}: log-probs must not be NaN or +inf")
+    return out
 
 
 def _check_tokens(tokens, name: str) -> torch.Tensor:

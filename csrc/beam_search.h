@@ -32,16 +32,33 @@
 // frame; prefixes are also identified by a 64-bit rolling hash, which finds a parent
 // that comes back into the beam as a new extension. The timestep of a label is the
 // frame of its most probable emission, as in ctcdecode.
+//
+// A frame holding NaN or +inf stops the sequence's decoding: its scores come out NaN.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #include <torch/headeronly/macros/Macros.h>
 
+// On x86 CPUs with AVX2 (checked at run time), the decoder gathers and ranks a frame's
+// classes eight at a time. The CPU and CUDA builds of this header differ, so each
+// lives in its own inline namespace.
+#if !defined(__CUDACC__) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define CRNN_FAST_BEAM_AVX2 1
+#include <immintrin.h>
+#endif
+
 namespace crnn_fast {
 namespace beam {
+#ifdef __CUDACC__
+inline namespace cuda_build {
+#else
+inline namespace cpu_build {
+#endif
 
 constexpr uint64_t kEmptyHash = 0x9E3779B97F4A7C15ull;
 constexpr int64_t kMaxBeamWidth = 4096;
@@ -102,7 +119,7 @@ C10_HOST_DEVICE inline float log_add(float a, float b) {
 }
 
 // A float's bits as an unsigned key that orders the other way round: larger values
-// get smaller keys (-0 is taken as +0; NaN never reaches the decoder).
+// get smaller keys (-0 is taken as +0; a frame holding NaN ends the decoding first).
 C10_HOST_DEVICE inline uint32_t descending_key(float v) {
   uint32_t u;
   memcpy(&u, &v, sizeof(u));
@@ -182,17 +199,93 @@ struct Params {
   bool prune;  // cutoff_top_n < C or cutoff_prob < 1
 };
 
+#ifdef CRNN_FAST_BEAM_AVX2
+// Whether to use AVX2: the CPU has it and ATEN_CPU_CAPABILITY, which sets the
+// instructions torch's own kernels use, does not say "default".
+inline bool use_avx2() {
+  static const bool yes = [] {
+    const char* capability = std::getenv("ATEN_CPU_CAPABILITY");
+    return __builtin_cpu_supports("avx2") && !(capability && std::strcmp(capability, "default") == 0);
+  }();
+  return yes;
+}
+
+// Per 8-bit mask, the positions of its set bits in order, as 4-bit fields.
+struct CompressTable {
+  uint32_t positions[256];
+  constexpr CompressTable() : positions() {
+    for (int mask = 0; mask < 256; ++mask) {
+      for (int i = 0, n = 0; i < 8; ++i) {
+        if (mask & (1 << i)) positions[mask] |= static_cast<uint32_t>(i) << (4 * n++);
+      }
+    }
+  }
+};
+inline constexpr CompressTable kCompress{};
+
+// gather_classes for a contiguous float frame: the log-probs above floor and their
+// classes, compacted 8 at a time (each store writes 8 lanes, within the frame's C).
+// Sets bad if the frame holds NaN or +inf.
+__attribute__((target("avx2,popcnt"))) inline int64_t gather_above_avx2(const float* frame, int64_t C, float floor,
+                                                                      float* lp_out, int32_t* class_out,
+                                                                      bool& bad) {
+  const __m256 above = _mm256_set1_ps(floor), inf = _mm256_set1_ps(INFINITY);
+  const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28), field = _mm256_set1_epi32(0xF);
+  __m256i classes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  __m256 not_finite = _mm256_setzero_ps();
+  int64_t n = 0, c = 0;
+  for (; c + 8 <= C; c += 8) {
+    const __m256 v = _mm256_loadu_ps(frame + c);
+    not_finite = _mm256_or_ps(not_finite, _mm256_cmp_ps(v, inf, _CMP_NLT_UQ));
+    const int mask = _mm256_movemask_ps(_mm256_cmp_ps(v, above, _CMP_GT_OQ));
+    const __m256i order = _mm256_and_si256(
+        _mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(kCompress.positions[mask])), shifts), field);
+    _mm256_storeu_ps(lp_out + n, _mm256_permutevar8x32_ps(v, order));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(class_out + n), _mm256_permutevar8x32_epi32(classes, order));
+    n += __builtin_popcount(static_cast<unsigned>(mask));
+    classes = _mm256_add_epi32(classes, _mm256_set1_epi32(8));
+  }
+  bool tail_bad = false;
+  for (; c < C; ++c) {
+    const float lp = frame[c];
+    tail_bad |= !(lp < INFINITY);
+    lp_out[n] = lp;
+    class_out[n] = static_cast<int32_t>(c);
+    n += lp > floor;
+  }
+  bad = tail_bad || _mm256_movemask_ps(not_finite) != 0;
+  return n;
+}
+
+// The index of the first largest of a[0..n), n >= 1, with a[n..n+8) at -inf.
+__attribute__((target("avx2"))) inline int64_t argmax_avx2(const float* a, int64_t n) {
+  __m256 m = _mm256_loadu_ps(a);
+  for (int64_t j = 8; j < n; j += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(a + j));
+  __m128 x = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  x = _mm_max_ps(x, _mm_movehl_ps(x, x));
+  x = _mm_max_ss(x, _mm_shuffle_ps(x, x, 1));
+  const __m256 best = _mm256_broadcastss_ps(x);
+  for (int64_t j = 0;; j += 8) {
+    const int equal = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(a + j), best, _CMP_EQ_OQ));
+    if (equal) return j + __builtin_ctz(static_cast<unsigned>(equal));
+  }
+}
+#endif
+
 template <typename scalar_t>
 class Decoder {
  public:
   // A null buffer only sizes the scratch (Layout::bytes).
   C10_HOST_DEVICE Decoder(const Layout& layout, unsigned char* buffer) : L(layout) {
+#ifdef CRNN_FAST_BEAM_AVX2
+    avx2_ = use_avx2();
+#endif
     Carver carve(buffer);
     beam_ = carve.take<Entry>(L.K);
     next_ = carve.take<Entry>(L.K);
     stays_ = carve.take<Stay>(L.K);
     children_ = carve.take<uint64_t>(L.K);
-    gathered_lp_ = carve.take<float>(L.C);
+    gathered_lp_ = carve.take<float>(L.C + 8);  // and -inf padding for argmax_avx2
     gathered_class_ = carve.take<int32_t>(L.C);
     ranked_lp_ = carve.take<float>(L.C);
     ranked_class_ = carve.take<int32_t>(L.C);
@@ -219,19 +312,26 @@ class Decoder {
   C10_HOST_DEVICE int64_t bytes() const { return bytes_; }
 
   // Decodes `len` frames of (C,) log-prob rows (`frame(t)[c * sC]`) and writes the
-  // top_paths best prefixes: tokens/timesteps rows of width T padded with -1.
+  // top_paths best prefixes: tokens/timesteps rows of width T padded with -1. A frame
+  // with NaN or +inf ends the decoding: no prefixes, NaN scores.
   C10_HOST_DEVICE void run(const scalar_t* log_probs, int64_t sT, int64_t sC, int64_t len, const Params& p,
                            int32_t* tokens, int32_t* out_lengths, float* scores, int32_t* timesteps) {
     size_ = 1;
+    bad_ = false;
     beam_[0] = Entry{kEmptyHash, 0, 0.0f, -INFINITY, 0.0f, -INFINITY, -1, 0, -1, -1, -1, -1};
-    for (int64_t t = 0; t < len; ++t) step(log_probs + t * sT, sC, t, p);
+    for (int64_t t = 0; t < len && !bad_; ++t) step(log_probs + t * sT, sC, t, p);
+    if (bad_) size_ = 0;
     write_paths(len, p.top_paths, tokens, out_lengths, scores, timesteps);
+    if (bad_) {
+      for (int64_t k = 0; k < p.top_paths; ++k) scores[k] = NAN;
+    }
   }
 
  private:
   C10_HOST_DEVICE void step(const scalar_t* frame, int64_t sC, int64_t t, const Params& p) {
     if (p.prune) {  // the cutoff ranks classes before the stays need it
       gather_classes(frame, sC, -INFINITY);
+      if (bad_) return;
       find_cutoff(p);
     }
     for (int32_t k = 0; k < size_; ++k) {
@@ -291,6 +391,7 @@ class Decoder {
     }
     if (!p.prune) {
       gather_classes(frame, sC, floor);
+      if (bad_) return;
     } else if (n_ranked_ == 0) {
       keep_classes_above(floor);
     }
@@ -430,18 +531,38 @@ class Decoder {
 
   // Gathers the frame's classes above `floor` (log-prob and class, in class order),
   // without branching; they are ranked lazily, as the search asks for them
-  // (rank_next), and only the best `sorted` are used.
+  // (rank_next), and only the best `sorted` are used. Sets bad_ if the frame holds NaN
+  // or +inf.
   C10_HOST_DEVICE void gather_classes(const scalar_t* frame, int64_t sC, float floor) {
     int64_t n = 0;
-    for (int64_t c = 0; c < L.C; ++c) {
-      const float lp = static_cast<float>(frame[c * sC]);
-      gathered_lp_[n] = lp;
-      gathered_class_[n] = static_cast<int32_t>(c);
-      n += lp > floor;
+#ifdef CRNN_FAST_BEAM_AVX2
+    if (std::is_same<scalar_t, float>::value && sC == 1 && avx2_) {
+      n = gather_above_avx2(reinterpret_cast<const float*>(frame), L.C, floor, gathered_lp_, gathered_class_, bad_);
+    } else
+#endif
+    {
+      bool bad = false;
+      for (int64_t c = 0; c < L.C; ++c) {
+        const float lp = static_cast<float>(frame[c * sC]);
+        bad |= !(lp < INFINITY);
+        gathered_lp_[n] = lp;
+        gathered_class_[n] = static_cast<int32_t>(c);
+        n += lp > floor;
+      }
+      bad_ = bad;
     }
-    n_gathered_ = n;
+    set_gathered(n);
     n_ranked_ = 0;
     n_classes_ = n < L.sorted ? n : L.sorted;
+  }
+
+  C10_HOST_DEVICE void set_gathered(int64_t n) {
+    n_gathered_ = n;
+#ifdef CRNN_FAST_BEAM_AVX2
+    if (avx2_) {
+      for (int64_t i = n; i < n + 8; ++i) gathered_lp_[i] = -INFINITY;
+    }
+#endif
   }
 
   // Keeps, of the gathered classes, those above `floor`, in class order.
@@ -453,7 +574,7 @@ class Decoder {
       gathered_class_[n] = gathered_class_[i];
       n += lp > floor;
     }
-    n_gathered_ = n;
+    set_gathered(n);
     if (n_classes_ > n) n_classes_ = n;
   }
 
@@ -461,14 +582,21 @@ class Decoder {
   // in class order among equals (ranked ones are marked -inf, which no gathered class
   // is: the floor is at least -inf and the comparison strict).
   C10_HOST_DEVICE void rank_next() {
-    float best = -INFINITY;
     int64_t at = 0;
-    for (int64_t j = 0; j < n_gathered_; ++j) {
-      const bool more = gathered_lp_[j] > best;
-      best = more ? gathered_lp_[j] : best;
-      at = more ? j : at;
+#ifdef CRNN_FAST_BEAM_AVX2
+    if (avx2_) {
+      at = argmax_avx2(gathered_lp_, n_gathered_);
+    } else
+#endif
+    {
+      float best = -INFINITY;
+      for (int64_t j = 0; j < n_gathered_; ++j) {
+        const bool more = gathered_lp_[j] > best;
+        best = more ? gathered_lp_[j] : best;
+        at = more ? j : at;
+      }
     }
-    ranked_lp_[n_ranked_] = best;
+    ranked_lp_[n_ranked_] = gathered_lp_[at];
     ranked_class_[n_ranked_++] = gathered_class_[at];
     gathered_lp_[at] = -INFINITY;
   }
@@ -757,6 +885,8 @@ class Decoder {
   int32_t* slot_val_;
   int32_t *hist_src_, *hist_label_, *hist_last_t_;  // per frame and entry
   int64_t bytes_ = 0;
+  bool bad_ = false;   // the frame holds NaN or +inf
+  bool avx2_ = false;  // gather and rank with AVX2
   int32_t size_ = 0, queue_size_ = 0, n_open_ = 0;
   int64_t n_gathered_ = 0, n_ranked_ = 0, n_classes_ = 0, cutoff_len_ = 0, next_column_ = 0;
   uint64_t next_bound_ = kNone;  // a bound on the columns not open yet
@@ -764,5 +894,6 @@ class Decoder {
 
 C10_HOST_DEVICE inline int64_t Layout::bytes() const { return Decoder<float>(*this, nullptr).bytes(); }
 
+}  // namespace cuda_build / cpu_build
 }  // namespace beam
 }  // namespace crnn_fast

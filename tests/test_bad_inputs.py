@@ -136,12 +136,43 @@ def test_beam_search_rejects(kwargs, error, match):
         crnn_fast.ctc_beam_search(**(dict(log_probs=LP) | kwargs))
 
 
+BEAM_LP = torch.randn(3, 6, 21).log_softmax(-1)  # 21 classes: 8 at a time, and a tail
+
+
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
-def test_beam_search_rejects_nan_and_posinf(value):
-    bad = LP.clone()
-    bad[2, 4, 1] = value
-    with pytest.raises(ValueError, match=r"log_probs\[2, 4, 1\] is .*must not be NaN or \+inf"):
-        crnn_fast.ctc_beam_search(bad)
+@pytest.mark.parametrize("t, c", [(0, 0), (4, 1), (5, 20)], ids=str)
+@pytest.mark.parametrize("layout", ["float32", "float16", "strided"])
+@pytest.mark.parametrize("cutoff", [None, 5])
+def test_beam_search_rejects_nan_and_posinf(device, value, t, c, layout, cutoff):
+    bad = BEAM_LP.clone()
+    bad[2, t, c] = value
+    bad = bad.half() if layout == "float16" else bad
+    bad = bad.transpose(1, 2).contiguous().transpose(1, 2) if layout == "strided" else bad
+    with pytest.raises(ValueError, match=rf"log_probs\[2, {t}, {c}\] is .*must not be NaN or \+inf"):
+        crnn_fast.ctc_beam_search(bad.to(device), cutoff_top_n=cutoff)
+
+
+def test_beam_search_reads_no_frame_past_a_row_length(device):
+    lengths = torch.tensor([6, 3, 0])
+    padded = BEAM_LP.clone()
+    padded[1, 3:] = float("nan")
+    padded[2] = float("inf")
+    want = crnn_fast.ctc_beam_search(BEAM_LP.to(device), lengths, top_paths=2)
+    got = crnn_fast.ctc_beam_search(padded.to(device), lengths, top_paths=2)
+    for a, b in zip(want, got):
+        assert torch.equal(a, b)
+
+
+def test_beam_kernel_gives_nan_scores_to_a_row_with_nan(device):
+    """Called directly (or under torch.compile), the op flags the row, not the batch."""
+    bad = BEAM_LP.clone().to(device)
+    bad[1, 2, 7] = float("nan")
+    want = crnn_fast.ctc_beam_search(BEAM_LP.to(device), top_paths=2)
+    tokens, lengths, scores, timesteps = torch.ops.crnn_fast.ctc_beam_search(bad, torch.full((3,), 6), 10, 2, 0, 0.0,
+                                                                             21, 1.0)
+    assert scores[1].isnan().all() and lengths[1].eq(0).all() and tokens[1].eq(-1).all()
+    for got, ok in zip((tokens, lengths, scores, timesteps), want):
+        assert torch.equal(got[[0, 2]], ok[[0, 2]])
 
 
 @pytest.mark.parametrize(

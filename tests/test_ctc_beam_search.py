@@ -1,5 +1,8 @@
 import itertools
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -184,6 +187,37 @@ def test_non_contiguous_input(device):
     want, got = run(base, beam_width=4, top_paths=2), run(time_major, beam_width=4, top_paths=2)
     for a, b in zip(want, got):
         assert torch.equal(a, b)
+
+
+def test_same_results_without_avx2(tmp_path):
+    """The CPU kernel gathers and ranks classes with AVX2 where the CPU has it; with
+    ATEN_CPU_CAPABILITY=default (as for torch's own kernels) it runs plain loops. Both
+    must give the same bits, on inputs that take every branch of the two: C below, at
+    and above 8 lanes, ties, -inf classes, the cutoffs."""
+    if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
+        pytest.skip(f"no AVX2 path on this CPU (torch's capability: {torch.backends.cpu.get_cpu_capability()})")
+    cases = []
+    for C, (beam, top), cutoff in itertools.product([5, 8, 21, 63, 300], [(1, 1), (10, 3), (40, 8)],
+                                                    [{}, dict(cutoff_top_n=4), dict(cutoff_prob=0.9)]):
+        lp = random_log_probs(8, 20, C, seed=C * beam, peaky=3.0)
+        lp[:2] = (lp[:2] * 2).round() / 2
+        lp[2:4] = lp[2:4].masked_fill(torch.rand(2, 20, C, generator=torch.Generator().manual_seed(C)) < 0.3,
+                                      -math.inf)
+        cases.append((lp, dict(beam_width=beam, top_paths=top, **cutoff)))
+    torch.save(cases, tmp_path / "cases.pt")  # made here: torch's own kernels round differently without AVX2
+    decode = ("import sys, torch, crnn_fast; torch.save([tuple(crnn_fast.ctc_beam_search(lp, **kw)) "
+              "for lp, kw in torch.load(sys.argv[1])], sys.argv[2])")
+    results = {}
+    for capability in ("default", None):
+        env = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}
+        if capability:
+            env["ATEN_CPU_CAPABILITY"] = capability
+        out = tmp_path / f"{capability}.pt"
+        subprocess.run([sys.executable, "-c", decode, str(tmp_path / "cases.pt"), str(out)], env=env, check=True)
+        results[capability] = torch.load(out)
+    for want, got in zip(results["default"], results[None], strict=True):
+        for a, b in zip(want, got, strict=True):
+            assert torch.equal(a, b)
 
 
 def draw_inputs(data, B, T, C):
