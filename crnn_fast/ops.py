@@ -221,9 +221,9 @@ def ctc_beam_search(
     # gets NaN scores (B * K values to look at here, not B * T * C).
     if not torch.compiler.is_compiling() and bool(out.scores.isnan().any()):
         b = int(out.scores.isnan().any(1).nonzero()[0])
-        frame_lp = log_probs[b, : int(lengths[b])]
-        t, c = (torch.isnan(frame_lp) | torch.isposinf(frame_lp)).nonzero()[0].tolist()
-        raise ValueError(f"log_probs[{b}, {t}, {c}] is {frame_lp[t, c].item()}: log-probs must not be NaN or +inf")
+        row = log_probs[b, : int(lengths[b])]
+        t, c = (torch.isnan(row) | torch.isposinf(row)).nonzero()[0].tolist()
+        raise ValueError(f"log_probs[{b}, {t}, {c}] is {row[t, c].item()}: log-probs must not be NaN or +inf")
     return out
 
 
