@@ -223,6 +223,19 @@ struct CompressTable {
 };
 inline constexpr CompressTable kCompress{};
 
+// Stores, at lp_out[n] and class_out[n] on, the lanes of lp and classes above floor,
+// in order (writing 8 lanes each), and returns n plus their number.
+__attribute__((target("avx2,popcnt"))) inline int64_t compress_above(__m256 lp, __m256i classes, __m256 floor,
+                                                                   float* lp_out, int32_t* class_out, int64_t n) {
+  const int mask = _mm256_movemask_ps(_mm256_cmp_ps(lp, floor, _CMP_GT_OQ));
+  const __m256i order = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(kCompress.positions[mask])),
+                                                           _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
+                                         _mm256_set1_epi32(0xF));
+  _mm256_storeu_ps(lp_out + n, _mm256_permutevar8x32_ps(lp, order));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(class_out + n), _mm256_permutevar8x32_epi32(classes, order));
+  return n + __builtin_popcount(static_cast<unsigned>(mask));
+}
+
 // gather_classes for a contiguous float frame: the log-probs above floor and their
 // classes, compacted 8 at a time (each store writes 8 lanes, within the frame's C).
 // Sets bad if the frame holds NaN or +inf.
@@ -230,19 +243,13 @@ __attribute__((target("avx2,popcnt"))) inline int64_t gather_above_avx2(const fl
                                                                       float* lp_out, int32_t* class_out,
                                                                       bool& bad) {
   const __m256 above = _mm256_set1_ps(floor), inf = _mm256_set1_ps(INFINITY);
-  const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28), field = _mm256_set1_epi32(0xF);
   __m256i classes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   __m256 not_finite = _mm256_setzero_ps();
   int64_t n = 0, c = 0;
   for (; c + 8 <= C; c += 8) {
     const __m256 v = _mm256_loadu_ps(frame + c);
     not_finite = _mm256_or_ps(not_finite, _mm256_cmp_ps(v, inf, _CMP_NLT_UQ));
-    const int mask = _mm256_movemask_ps(_mm256_cmp_ps(v, above, _CMP_GT_OQ));
-    const __m256i order = _mm256_and_si256(
-        _mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(kCompress.positions[mask])), shifts), field);
-    _mm256_storeu_ps(lp_out + n, _mm256_permutevar8x32_ps(v, order));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(class_out + n), _mm256_permutevar8x32_epi32(classes, order));
-    n += __builtin_popcount(static_cast<unsigned>(mask));
+    n = compress_above(v, classes, above, lp_out, class_out, n);
     classes = _mm256_add_epi32(classes, _mm256_set1_epi32(8));
   }
   bool tail_bad = false;
@@ -255,6 +262,44 @@ __attribute__((target("avx2,popcnt"))) inline int64_t gather_above_avx2(const fl
   }
   bad = tail_bad || _mm256_movemask_ps(not_finite) != 0;
   return n;
+}
+
+// keep_classes_above in place: of lp[0..n) and their classes, those above floor.
+__attribute__((target("avx2,popcnt"))) inline int64_t keep_above_avx2(float* lp, int32_t* classes, int64_t n,
+                                                                    float floor) {
+  const __m256 above = _mm256_set1_ps(floor);
+  int64_t kept = 0, i = 0;
+  for (; i + 8 <= n; i += 8) {  // the stores stay within lanes already loaded
+    kept = compress_above(_mm256_loadu_ps(lp + i), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(classes + i)),
+                          above, lp, classes, kept);
+  }
+  for (; i < n; ++i) {
+    lp[kept] = lp[i];
+    classes[kept] = classes[i];
+    kept += lp[i] > floor;
+  }
+  return kept;
+}
+
+// The rank of (v, c) among lp[0..n) and their classes: the entries more than v, and
+// those equal to v with a smaller class (reads up to 8 entries past n, not counted).
+__attribute__((target("avx2"))) inline int32_t rank_avx2(const float* lp, const int32_t* classes, int64_t n, float v,
+                                                       int32_t c) {
+  const __m256 value = _mm256_set1_ps(v);
+  const __m256i cls = _mm256_set1_epi32(c), lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  __m256i count = _mm256_setzero_si256();
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256 x = _mm256_loadu_ps(lp + i);
+    const __m256i k = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(classes + i));
+    const __m256 tie = _mm256_and_ps(_mm256_cmp_ps(x, value, _CMP_EQ_OQ), _mm256_castsi256_ps(_mm256_cmpgt_epi32(cls, k)));
+    const __m256 before = _mm256_or_ps(_mm256_cmp_ps(x, value, _CMP_GT_OQ), tie);
+    const __m256i in = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n - i)), lane);
+    count = _mm256_sub_epi32(count, _mm256_and_si256(_mm256_castps_si256(before), in));
+  }
+  __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(count), _mm256_extracti128_si256(count, 1));
+  sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0x4E));
+  sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0xB1));
+  return _mm_cvtsi128_si32(sum);
 }
 
 // The index of the first largest of a[0..n), n >= 1, with a[n..n+8) at -inf.
@@ -286,7 +331,7 @@ class Decoder {
     stays_ = carve.take<Stay>(L.K);
     children_ = carve.take<uint64_t>(L.K);
     gathered_lp_ = carve.take<float>(L.C + 8);  // and -inf padding for argmax_avx2
-    gathered_class_ = carve.take<int32_t>(L.C);
+    gathered_class_ = carve.take<int32_t>(L.C + 8);
     ranked_lp_ = carve.take<float>(L.C);
     ranked_class_ = carve.take<int32_t>(L.C);
     cutoff_key_ = carve.take<uint64_t>(L.C);
@@ -568,11 +613,18 @@ class Decoder {
   // Keeps, of the gathered classes, those above `floor`, in class order.
   C10_HOST_DEVICE void keep_classes_above(float floor) {
     int64_t n = 0;
-    for (int64_t i = 0; i < n_gathered_; ++i) {
-      const float lp = gathered_lp_[i];
-      gathered_lp_[n] = lp;
-      gathered_class_[n] = gathered_class_[i];
-      n += lp > floor;
+#ifdef CRNN_FAST_BEAM_AVX2
+    if (avx2_) {
+      n = keep_above_avx2(gathered_lp_, gathered_class_, n_gathered_, floor);
+    } else
+#endif
+    {
+      for (int64_t i = 0; i < n_gathered_; ++i) {
+        const float lp = gathered_lp_[i];
+        gathered_lp_[n] = lp;
+        gathered_class_[n] = gathered_class_[i];
+        n += lp > floor;
+      }
     }
     set_gathered(n);
     if (n_classes_ > n) n_classes_ = n;
@@ -661,6 +713,9 @@ class Decoder {
     if (p.cutoff_prob < 1.0f) {
       return cutoff_len_ > 0 && rank_key(lp, static_cast<uint32_t>(cls)) <= cutoff_key_[cutoff_len_ - 1];
     }
+#ifdef CRNN_FAST_BEAM_AVX2
+    if (avx2_) return rank_avx2(gathered_lp_, gathered_class_, n_gathered_, lp, cls) < p.cutoff_top_n;
+#endif
     int32_t at_least = 0;
     for (int64_t i = 0; i < n_gathered_; ++i) at_least += gathered_lp_[i] >= lp;
     if (at_least <= p.cutoff_top_n) return true;
