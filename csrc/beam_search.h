@@ -44,8 +44,8 @@
 
 #include <torch/headeronly/macros/Macros.h>
 
-// On x86 CPUs with AVX2 (checked at run time), the decoder gathers and ranks a frame's
-// classes eight at a time. The CPU and CUDA builds of this header differ, so each
+// On x86 CPUs with AVX2 (checked at run time), the decoder gathers, narrows and ranks
+// a frame's classes, and counts their cutoff ranks, eight at a time. The CPU and CUDA builds of this header differ, so each
 // lives in its own inline namespace.
 #if !defined(__CUDACC__) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define CRNN_FAST_BEAM_AVX2 1
@@ -330,8 +330,8 @@ class Decoder {
     next_ = carve.take<Entry>(L.K);
     stays_ = carve.take<Stay>(L.K);
     children_ = carve.take<uint64_t>(L.K);
-    gathered_lp_ = carve.take<float>(L.C + 8);  // and -inf padding for argmax_avx2
-    gathered_class_ = carve.take<int32_t>(L.C + 8);
+    gathered_lp_ = carve.take<float>(L.C + 8);  // with -inf padding for argmax_avx2
+    gathered_class_ = carve.take<int32_t>(L.C + 8);  // rank_avx2 reads 8 past the end
     ranked_lp_ = carve.take<float>(L.C);
     ranked_class_ = carve.take<int32_t>(L.C);
     cutoff_key_ = carve.take<uint64_t>(L.C);
@@ -702,8 +702,9 @@ class Decoder {
   // Whether class c passes the frame's cutoff: under the probability rule against the
   // last class in it, else by its rank among the gathered classes (all but those at
   // -inf, which contribute -inf whether they pass or not): the classes more probable,
-  // and those as probable and earlier. Counting the classes at least as probable (c
-  // among them) settles most calls in one pass that compilers vectorise. Needs all the
+  // and those as probable and earlier: counted 8 at a time with AVX2; otherwise,
+  // counting the classes at least as probable (c among them) settles most calls in one
+  // pass that compilers vectorise, before the exact count. Needs all the
   // gathered classes: called before step narrows them to the floor and rank_next marks
   // the ranked ones.
   C10_HOST_DEVICE bool in_cutoff(const scalar_t* frame, int64_t sC, int64_t c, const Params& p) const {
