@@ -90,14 +90,21 @@ def test_beam_crnn_fast(benchmark, sizes, shape, beam, device):
     run_crnn_fast(benchmark, peaky_log_probs(sizes[0], *shape).to(device), f"beam {beam} {shape_id(shape)}", beam)
 
 
-def run_crnn_fast(benchmark, lp, group, beam):
+@pytest.mark.parametrize("device", DEVICES)
+def test_beam_crnn_fast_cutoff(benchmark, sizes, device):
+    """With ctcdecode's default pruning, as CTCBeamDecoder applies it (cutoff_top_n=40)."""
+    lp = peaky_log_probs(sizes[0], 37, 63).to(device)
+    run_crnn_fast(benchmark, lp, "beam 10 T37-C63, cutoff_top_n=40", 10, cutoff_top_n=40)
+
+
+def run_crnn_fast(benchmark, lp, group, beam, **options):
     """Times crnn_fast's beam search of ``lp`` (N, T, C) log-probs, on their device, as a
     row of comparison ``group``."""
     device = lp.device.type
-    record(benchmark, group, len(lp), library=f"crnn_fast {device}", device=device, beam=beam)
+    record(benchmark, group, len(lp), library=f"crnn_fast {device}", device=device, beam=beam, **options)
     run = synchronized(crnn_fast.ctc_beam_search, device)
-    run(lp[:64], beam_width=beam)  # warm-up (thread pool, CUDA context)
-    benchmark.pedantic(run, args=(lp,), kwargs=dict(beam_width=beam), rounds=ROUNDS, iterations=1)
+    run(lp[:64], beam_width=beam, **options)  # warm-up (thread pool, CUDA context)
+    benchmark.pedantic(run, args=(lp,), kwargs=dict(beam_width=beam, **options), rounds=ROUNDS, iterations=1)
 
 
 # The anchors decode one sequence per Python call; these run on a worker's share of
