@@ -45,8 +45,8 @@
 #include <torch/headeronly/macros/Macros.h>
 
 // On x86 CPUs with AVX2 (checked at run time), the decoder gathers, narrows and ranks
-// a frame's classes, and counts their cutoff ranks, eight at a time. The CPU and CUDA builds of this header differ, so each
-// lives in its own inline namespace.
+// a frame's classes, and counts their cutoff ranks, eight at a time. The CPU and CUDA
+// builds of this header differ, so each lives in its own inline namespace.
 #if !defined(__CUDACC__) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define CRNN_FAST_BEAM_AVX2 1
 #include <immintrin.h>
@@ -236,49 +236,39 @@ __attribute__((target("avx2,popcnt"))) inline int64_t compress_above(__m256 lp, 
   return n + __builtin_popcount(static_cast<unsigned>(mask));
 }
 
-// gather_classes for a contiguous float frame: the log-probs above floor and their
-// classes, compacted 8 at a time (each store writes 8 lanes, within the frame's C).
-// Sets bad if the frame holds NaN or +inf.
-__attribute__((target("avx2,popcnt"))) inline int64_t gather_above_avx2(const float* frame, int64_t C, float floor,
-                                                                      float* lp_out, int32_t* class_out,
-                                                                      bool& bad) {
+// gather_classes' loop over a contiguous float frame's whole blocks of 8 classes:
+// compacts those above floor (each store writes 8 lanes, within the frame's C) and
+// returns the classes it went through (the caller's loop does the rest); sets bad if
+// they hold NaN or +inf.
+__attribute__((target("avx2,popcnt"))) inline int64_t gather_blocks_avx2(const float* frame, int64_t C, float floor,
+                                                                       float* lp_out, int32_t* class_out, int64_t& n,
+                                                                       bool& bad) {
   const __m256 above = _mm256_set1_ps(floor), inf = _mm256_set1_ps(INFINITY);
   __m256i classes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   __m256 not_finite = _mm256_setzero_ps();
-  int64_t n = 0, c = 0;
+  int64_t c = 0;
   for (; c + 8 <= C; c += 8) {
     const __m256 v = _mm256_loadu_ps(frame + c);
     not_finite = _mm256_or_ps(not_finite, _mm256_cmp_ps(v, inf, _CMP_NLT_UQ));
     n = compress_above(v, classes, above, lp_out, class_out, n);
     classes = _mm256_add_epi32(classes, _mm256_set1_epi32(8));
   }
-  bool tail_bad = false;
-  for (; c < C; ++c) {
-    const float lp = frame[c];
-    tail_bad |= !(lp < INFINITY);
-    lp_out[n] = lp;
-    class_out[n] = static_cast<int32_t>(c);
-    n += lp > floor;
-  }
-  bad = tail_bad || _mm256_movemask_ps(not_finite) != 0;
-  return n;
+  bad = _mm256_movemask_ps(not_finite) != 0;
+  return c;
 }
 
-// keep_classes_above in place: of lp[0..n) and their classes, those above floor.
-__attribute__((target("avx2,popcnt"))) inline int64_t keep_above_avx2(float* lp, int32_t* classes, int64_t n,
-                                                                    float floor) {
+// keep_classes_above's loop over whole blocks of 8 of lp[0..n) and their classes, in
+// place (the stores stay within lanes already loaded): returns the entries it went
+// through, having kept (counted in kept) those above floor.
+__attribute__((target("avx2,popcnt"))) inline int64_t keep_blocks_avx2(float* lp, int32_t* classes, int64_t n,
+                                                                     float floor, int64_t& kept) {
   const __m256 above = _mm256_set1_ps(floor);
-  int64_t kept = 0, i = 0;
-  for (; i + 8 <= n; i += 8) {  // the stores stay within lanes already loaded
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
     kept = compress_above(_mm256_loadu_ps(lp + i), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(classes + i)),
                           above, lp, classes, kept);
   }
-  for (; i < n; ++i) {
-    lp[kept] = lp[i];
-    classes[kept] = classes[i];
-    kept += lp[i] > floor;
-  }
-  return kept;
+  return i;
 }
 
 // The rank of (v, c) among lp[0..n) and their classes: the entries more than v, and
@@ -579,23 +569,21 @@ class Decoder {
   // (rank_next), and only the best `sorted` are used. Sets bad_ if the frame holds NaN
   // or +inf.
   C10_HOST_DEVICE void gather_classes(const scalar_t* frame, int64_t sC, float floor) {
-    int64_t n = 0;
+    int64_t n = 0, c = 0;
+    bool bad = false;
 #ifdef CRNN_FAST_BEAM_AVX2
     if (std::is_same<scalar_t, float>::value && sC == 1 && avx2_) {
-      n = gather_above_avx2(reinterpret_cast<const float*>(frame), L.C, floor, gathered_lp_, gathered_class_, bad_);
-    } else
-#endif
-    {
-      bool bad = false;
-      for (int64_t c = 0; c < L.C; ++c) {
-        const float lp = static_cast<float>(frame[c * sC]);
-        bad |= !(lp < INFINITY);
-        gathered_lp_[n] = lp;
-        gathered_class_[n] = static_cast<int32_t>(c);
-        n += lp > floor;
-      }
-      bad_ = bad;
+      c = gather_blocks_avx2(reinterpret_cast<const float*>(frame), L.C, floor, gathered_lp_, gathered_class_, n, bad);
     }
+#endif
+    for (; c < L.C; ++c) {
+      const float lp = static_cast<float>(frame[c * sC]);
+      bad |= !(lp < INFINITY);
+      gathered_lp_[n] = lp;
+      gathered_class_[n] = static_cast<int32_t>(c);
+      n += lp > floor;
+    }
+    bad_ = bad;
     set_gathered(n);
     n_ranked_ = 0;
     n_classes_ = n < L.sorted ? n : L.sorted;
@@ -612,19 +600,15 @@ class Decoder {
 
   // Keeps, of the gathered classes, those above `floor`, in class order.
   C10_HOST_DEVICE void keep_classes_above(float floor) {
-    int64_t n = 0;
+    int64_t n = 0, i = 0;
 #ifdef CRNN_FAST_BEAM_AVX2
-    if (avx2_) {
-      n = keep_above_avx2(gathered_lp_, gathered_class_, n_gathered_, floor);
-    } else
+    if (avx2_) i = keep_blocks_avx2(gathered_lp_, gathered_class_, n_gathered_, floor, n);
 #endif
-    {
-      for (int64_t i = 0; i < n_gathered_; ++i) {
-        const float lp = gathered_lp_[i];
-        gathered_lp_[n] = lp;
-        gathered_class_[n] = gathered_class_[i];
-        n += lp > floor;
-      }
+    for (; i < n_gathered_; ++i) {
+      const float lp = gathered_lp_[i];
+      gathered_lp_[n] = lp;
+      gathered_class_[n] = gathered_class_[i];
+      n += lp > floor;
     }
     set_gathered(n);
     if (n_classes_ > n) n_classes_ = n;
