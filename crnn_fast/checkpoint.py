@@ -8,6 +8,9 @@ import torch
 
 from .model import CRNN, ModelConfig
 
+DEFAULT_MODEL = Path(__file__).parent / "weights" / "default.pt"
+"""The pretrained model shipped inside the package (see the README's model card)."""
+
 
 def _write_atomic(path, write) -> None:
     """Calls ``write(file)`` on a temp file in ``path``'s folder, fsyncs it, then renames
@@ -56,9 +59,28 @@ def load(path, map_location="cpu") -> dict:
     return state
 
 
-def load_model(path, device="cpu") -> CRNN:
-    """The model a checkpoint holds, in eval mode on ``device``."""
+def load_model(path=None, device="cpu") -> CRNN:
+    """The model a checkpoint holds, in eval mode on ``device``; ``path=None`` loads the
+    pretrained model shipped in the package (5-character CAPTCHAs over a-z, A-Z, 0-9,
+    150x40, rendered by the ``captcha`` package; see the README's model card).
+
+    Reads the checkpoints ``crnn_fast.train`` writes (``best.pt``, ``last.pt``) and the
+    weights-only files ``python -m crnn_fast.export --weights`` writes."""
+    if path is None:
+        if not DEFAULT_MODEL.is_file():
+            raise FileNotFoundError(f"the shipped model {DEFAULT_MODEL} is missing from this install; "
+                                    "reinstall crnn_fast or pass a checkpoint")
+        path = DEFAULT_MODEL
     state = load(path)
     model = CRNN(ModelConfig(**state["model_config"]))
     model.load_state_dict(state["model"])
     return model.to(device).eval()
+
+
+def save_weights(state: dict, path, **info) -> None:
+    """Writes the inference part of a training checkpoint to ``path`` atomically: the
+    weights (floating-point tensors as float16, which halves the file; ``load_model``
+    restores float32) and the model config, plus ``info`` (JSON-able facts about the
+    run, kept under ``"info"``). ``load_model`` reads it like a checkpoint."""
+    weights = {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()}
+    save({"model": weights, "model_config": state["model_config"], "info": info}, path)

@@ -97,6 +97,26 @@ class CaptchaDataset:
     def texts(self) -> list[str]:
         return [self.text(i) for i in range(len(self))]
 
+    def subset(self, indices) -> "CaptchaDataset":
+        """The samples at ``indices`` (an integer array), copied into memory."""
+        indices = np.asarray(indices)
+        return CaptchaDataset(self.images[indices], self.labels[indices], self.lengths[indices], self.alphabet)
+
+
+def split(dataset: CaptchaDataset, fraction: float, parts: int, seed: int) -> list[CaptchaDataset]:
+    """Splits ``parts`` held-out sets of ``fraction`` of ``dataset`` each (at least one
+    sample each) off a random permutation drawn from ``seed``; returns [rest, *held].
+    The same (dataset, fraction, parts, seed) always gives the same split."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be between 0 and 1, got {fraction}")
+    held = max(1, round(fraction * len(dataset)))
+    if len(dataset) - parts * held < 1:
+        raise ValueError(f"{len(dataset)} samples are too few to hold out {parts} x {held} ({fraction:.0%} each) "
+                         "and keep some to train on")
+    order = np.random.default_rng(seed).permutation(len(dataset))
+    cuts = [len(dataset) - parts * held + k * held for k in range(parts + 1)]
+    return [dataset.subset(np.sort(order[a:b])) for a, b in zip([0, *cuts], cuts)]
+
 
 def _check_int(value, name: str, minimum: int) -> int:
     if isinstance(value, bool):

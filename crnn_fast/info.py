@@ -11,8 +11,9 @@ import sys
 
 import torch
 
-from . import ops
+from . import checkpoint, ops
 from ._extension import build_info
+from .evaluate import native_bf16
 from .version import __version__
 
 BACKENDS = ("CPU", "CUDA")
@@ -48,6 +49,8 @@ def collect() -> dict:
         },
         "kernels": kernels,
         "cpu_threads": torch.get_num_threads(),
+        "cpu_bf16": native_bf16(torch.device("cpu")),
+        "shipped_model": str(checkpoint.DEFAULT_MODEL) if checkpoint.DEFAULT_MODEL.is_file() else None,
         "cuda_devices": devices,
         "supported_dtypes": [str(d).removeprefix("torch.") for d in ops.FLOAT_DTYPES],
     }
@@ -69,6 +72,8 @@ def render(info: dict) -> str:
         f"CPU kernels      {'yes' if compiled['cpu'] else 'no'} ({info['cpu_threads']} threads)",
         f"CUDA kernels     {cuda_line}",
         f"GPUs             {gpus}",
+        f"CPU bf16         {'native: the CRNN runs under bf16 autocast' if info['cpu_bf16'] else 'no: float32'}",
+        f"shipped model    {info['shipped_model'] or 'missing (reinstall crnn_fast)'}",
         "ops:",
     ]
     lines += [f"  {name:<20} {', '.join(keys) or 'none'}" for name, keys in info["kernels"].items()]

@@ -12,7 +12,9 @@ from torch import nn
 # whether the blocks use BatchNorm, then the bidirectional RNN.
 ARCHS = {
     # Four conv blocks with BatchNorm; the width is pooled only twice, so a 150-px image
-    # gives 37 frames (>= 2 * 5 + 1 for 5-character labels with repeats); a 2-layer BiGRU.
+    # gives 37 frames (>= 2 * 5 + 1 for 5-character labels with repeats); a 2-layer BiGRU
+    # (a BiLSTM runs 1.3x faster on the CPU under bf16, but stayed on CTC's initial
+    # plateau for over 700 steps of the CPU preset where the BiGRU left it after ~400).
     "default": dict(channels=[32, 64, 128, 192], pools=[[2, 2], [2, 2], [2, 1], [2, 1]], batch_norm=True,
                     rnn="gru", hidden=128, layers=2, dropout=0.1),
     # The reference design: 3 conv blocks pooled 2x2 -> 18 frames x (5 * 256 = 1280)
@@ -62,7 +64,9 @@ class CRNN(nn.Module):
             in_ch, height, width = out_ch, height // pool[0], width // pool[1]
         if height < 1 or width < 1:
             raise ValueError(f"a {config.height}x{config.width} image is too small for arch {config.arch!r}")
-        self.cnn = nn.Sequential(*blocks)
+        # channels_last: oneDNN's and cuDNN's convolutions run faster on NHWC (measured on
+        # the 2-core CPU: 1.6x for a whole training step in float32, 1.3x under bf16).
+        self.cnn = nn.Sequential(*blocks).to(memory_format=torch.channels_last)
         self.frames = width
         rnn_cls = {"gru": nn.GRU, "lstm": nn.LSTM}[arch["rnn"]]
         self.rnn = rnn_cls(in_ch * height, arch["hidden"], num_layers=arch["layers"], bidirectional=True,
@@ -72,7 +76,7 @@ class CRNN(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.dtype == torch.uint8:
             images = images.float() / 255.0
-        x = (images.unsqueeze(1) - 0.5) / 0.5
+        x = ((images.unsqueeze(1) - 0.5) / 0.5).contiguous(memory_format=torch.channels_last)
         x = self.cnn(x)  # (B, C, H', T)
         x = x.flatten(1, 2).transpose(1, 2)  # (B, T, C * H')
         x, _ = self.rnn(x)

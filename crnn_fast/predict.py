@@ -1,6 +1,7 @@
 """Read the text in images with a trained checkpoint.
 
-    python -m crnn_fast.predict --checkpoint runs/default/best.pt image1.png image2.jpg ...
+    python -m crnn_fast.predict image1.png image2.jpg ...        # the shipped model
+    python -m crnn_fast.predict --checkpoint runs/default/best.pt image1.png ...
 
 Prints one line per image: its path, the text read, and a confidence between 0 and
 1: the probability of that text summed over its CTC alignments (beam search, the
@@ -35,7 +36,7 @@ def predict(model, images: torch.Tensor, decoder: str = "beam", beam_width: int 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crnn_fast.predict", description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", required=True, help="a checkpoint written by crnn_fast.train")
+    parser.add_argument("--checkpoint", help="a checkpoint written by crnn_fast.train (default: the shipped model)")
     parser.add_argument("images", nargs="+", help="image files, any size and colour mode")
     parser.add_argument("--decoder", choices=DECODERS, default="beam", help="CTC decoder (default: beam)")
     parser.add_argument("--beam-width", type=int, default=10, help="beam width of --decoder beam (default: 10)")

@@ -31,6 +31,9 @@ from .evaluate import autocast, evaluate, format_report, load_eval_data, tokens_
 from .model import ARCHS, CRNN, ModelConfig
 
 
+PRECISIONS = {"auto": None, "bf16": True, "float32": False}  # --precision: train_step's bf16
+
+
 @dataclass
 class TrainConfig:
     """A training run's settings; saved in every checkpoint, so a run resumes as it started."""
@@ -52,21 +55,28 @@ class TrainConfig:
     train_dir: Optional[str] = None
     val_dir: Optional[str] = None
     test_dir: Optional[str] = None
+    val_split: float = 0.1  # with train_dir: share of it held out for validation (and for test without test_dir)
     out: str = "runs/default"
     device: str = "auto"
+    precision: str = "auto"  # the network's: "bf16", "float32", or "auto" (bf16 where native_bf16 says so)
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
 
 
 PRESETS = {
     # The reference recipe: 100k synthetic images, 10k test images.
     "gpu": dict(epochs=30, batch_size=256, lr=2e-3, n_train=100_000, n_val=2_000, n_test=10_000),
     # Fits ~15 minutes on a 2-core CPU, data generation and test included.
-    "cpu": dict(epochs=7, batch_size=64, lr=1.5e-3, n_train=20_000, n_val=500, n_test=2_000),
+    "cpu": dict(epochs=8, batch_size=64, lr=1.5e-3, n_train=40_000, n_val=500, n_test=2_000),
     # Seconds: for smoke tests.
     "tiny": dict(epochs=2, batch_size=16, lr=2e-3, n_train=64, n_val=16, n_test=16),
 }
 
 
 PLOT_EVERY_S = 30  # redraw curves.png at most this often (and after the last epoch)
+LOG_EVERY = 50  # steps between progress-bar updates (each reads the running loss from the device)
 
 
 def load_split(config: TrainConfig, split: str, alphabet: Optional[str] = None,
@@ -76,6 +86,24 @@ def load_split(config: TrainConfig, split: str, alphabet: Optional[str] = None,
     if folder is None:
         return data.synthetic(config.data_dir, split, n, progress=progress)
     return load_eval_data(folder, alphabet, n, config.data_dir, 40, 150)
+
+
+def load_data(config: TrainConfig, alphabet: Optional[str] = None, progress: bool = True) -> dict:
+    """The train, val and test sets: each from its folder when given, else synthetic.
+    With ``train_dir``, a split without a folder of its own is held out of the train
+    folder (``val_split`` of it each, drawn by ``seed``), never taken from synthetic
+    data, which would not share the folder's style or alphabet."""
+    sets = {"train": load_split(config, "train", alphabet, progress=progress)}
+    alphabet = alphabet or sets["train"].alphabet
+    held = [s for s in ("val", "test") if config.train_dir is not None and getattr(config, f"{s}_dir") is None]
+    if held:
+        sets["train"], *parts = data.split(sets["train"], config.val_split, len(held), config.seed)
+        sets.update(zip(held, parts))
+    for name in ("val", "test"):
+        if name not in sets:
+            sets[name] = load_split(config, name, alphabet, progress=progress)
+    sets["held_out"] = held
+    return sets
 
 
 def augment(images: torch.Tensor, generator: torch.Generator, rows: Optional[slice] = None,
@@ -122,17 +150,43 @@ def lr_lambda(total_steps: int, warmup: float):
 
 def ctc_loss_args(log_probs: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor) -> tuple:
     """``F.ctc_loss``'s arguments for (B, T, C) log-probs and (B, L) padded targets (ids
-    > 0, padding <= 0): time-major log-probs, the targets as one flat int64 list, and the
-    lengths, all on the log-probs' device.
+    > 0, padding <= 0): time-major log-probs, the targets padded (B, L) int64 with the
+    padding made 0 (ctc_loss reads none past each length), and the lengths, all on the
+    log-probs' device. Nothing here waits for the device: the padded layout needs no
+    boolean-mask gather (which would sync the host with the GPU every step).
 
     int64 targets keep torch on its own CTC kernels, never cuDNN's: measured on an H100
     (torch 2.11), cuDNN's CTC gradient for 8 sequences (T=37, C=63, labels of 1-5) was
     off by up to 0.116 where the largest gradient entry is 0.123, while torch's CUDA
     kernel matched the CPU's to 3.5e-6 (tests/test_train.py checks this on any GPU)."""
     device = log_probs.device
-    targets = targets.to(device, torch.int64)
+    targets = targets.to(device, torch.int64).clamp(min=0)
     input_lengths = torch.full((log_probs.shape[0],), log_probs.shape[1], dtype=torch.int64, device=device)
-    return log_probs.transpose(0, 1), targets[targets > 0], input_lengths, target_lengths.to(device, torch.int64)
+    return log_probs.transpose(0, 1), targets, input_lengths, target_lengths.to(device, torch.int64)
+
+
+def train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, targets: torch.Tensor,
+               target_lengths: torch.Tensor, clip: float, bf16: Optional[bool] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step that never waits for the device: returns this process's
+    loss and 1.0 if the step was skipped (0.0 if taken), both as 0-dim device tensors.
+    ``bf16``: run the network under bf16 autocast (default: where it is native).
+
+    A step whose gradients are not all finite is skipped on the device: a non-finite
+    loss makes non-finite gradients, so their norm is non-finite, and ``optimizer``
+    (AdamW with ``fused=True``) takes that flag as ``found_inf``, the argument through
+    which ``torch.amp.GradScaler`` skips steps: no update, no step count. Under DDP the
+    gradients are already averaged over the processes, so all of them skip together."""
+    with autocast(images.device, bf16):
+        log_probs = net(images)
+    loss = F.ctc_loss(*ctc_loss_args(log_probs, targets, target_lengths), blank=0, zero_infinity=True)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    norm = torch.nn.utils.clip_grad_norm_(params, clip)
+    skipped = (~torch.isfinite(norm)).float()
+    optimizer.found_inf = skipped
+    optimizer.step()
+    return loss.detach(), skipped
 
 
 def ctc_backend(log_probs_tbc, targets, input_lengths, target_lengths) -> str:
@@ -187,9 +241,9 @@ def _train(config: TrainConfig, resume: bool, progress: bool, ctx: distributed.C
                          f"of processes, {ctx.world}")
     local_batch = config.batch_size // ctx.world
 
-    train_set = load_split(config, "train", progress=progress)
+    sets = load_data(config, None if state is None else state["model_config"]["alphabet"], progress)
+    train_set, val_set = sets["train"], sets["val"]
     alphabet = train_set.alphabet if state is None else state["model_config"]["alphabet"]
-    val_set = load_split(config, "val", alphabet, progress=progress)
     height, width = train_set.images.shape[1:]
     model_config = ModelConfig(alphabet=alphabet, arch=config.arch, height=height, width=width)
     if state is not None:
@@ -201,7 +255,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, ctx: distributed.C
     steps_per_epoch = len(train_set) // config.batch_size
     if steps_per_epoch == 0:
         raise ValueError(f"batch_size {config.batch_size} is larger than the training set ({len(train_set)})")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(steps_per_epoch * config.epochs, config.warmup))
     history, start_epoch, skipped = [], 0, 0
     if state is not None:
@@ -222,8 +276,12 @@ def _train(config: TrainConfig, resume: bool, progress: bool, ctx: distributed.C
     last_plot = -math.inf
     frames = model.frames
     if ctx.main:
+        held = " and ".join(f"{len(sets[name])} {name}" for name in sets["held_out"])
+        if held:
+            held = f" ({held} held out of --train-dir: {config.val_split:.0%} each, by seed {config.seed})"
         print(f"training {config.arch} on {device}{f' x {ctx.world} processes' if ctx.world > 1 else ''}: "
-              f"{len(train_set)} images, {len(val_set)} validation, {frames} frames, batch {config.batch_size}, "
+              f"{len(train_set)} images, {len(val_set)} validation, {len(sets['test'])} test{held}, "
+              f"{len(alphabet)} characters {alphabet!r}, {frames} frames, batch {config.batch_size}, "
               f"epochs {start_epoch + 1}..{config.epochs}, out {out}", file=sys.stderr)
 
     for epoch in range(start_epoch, config.epochs):
@@ -241,34 +299,34 @@ def _train(config: TrainConfig, resume: bool, progress: bool, ctx: distributed.C
         epoch_targets, epoch_lengths = targets[mine].to(device), target_lengths[mine].to(device)
         rows = slice(ctx.rank * local_batch, (ctx.rank + 1) * local_batch)
         aug_gen = torch.Generator(device=device).manual_seed(epoch_seed)
-        loss_sum, counted, seen, t0 = 0.0, 0, 0, time.perf_counter()
+        # Sums stay on the device; the host reads them at the epoch's end (and for the
+        # progress bar every LOG_EVERY steps), never once per step.
+        loss_sum, skip_sum = torch.zeros((), dtype=torch.float64, device=device), torch.zeros((), device=device)
+        t0 = time.perf_counter()
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress)
         for step in bar:
             batch = slice(step * local_batch, (step + 1) * local_batch)
             x = images[batch].float().div_(255)
             if config.augment:
                 x = augment(x, aug_gen, rows, config.batch_size)
-            with autocast(device):
-                log_probs = net(x)
-            loss_args = ctc_loss_args(log_probs, epoch_targets[batch], epoch_lengths[batch])
             if epoch == start_epoch and step == 0 and ctx.main:
-                print(f"CTC loss implementation: {ctc_backend(*loss_args)}", file=sys.stderr)
-            loss = F.ctc_loss(*loss_args, blank=0, zero_infinity=True)
-            optimizer.zero_grad(set_to_none=True)
-            # The global batch's mean loss; every rank sees the same value, so all of them
-            # agree to skip a non-finite step (one rank skipping alone would hang DDP).
-            loss_value = distributed.all_reduce_sum(loss.detach().double()).item() / ctx.world
-            if not math.isfinite(loss_value):
-                skipped += 1  # a bad batch is dropped, not fatal
-                scheduler.step()
-                continue
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-            optimizer.step()
+                probe = ctc_loss_args(torch.zeros(1, frames, model_config.num_classes, device=device),
+                                      epoch_targets[:1], epoch_lengths[:1])
+                print(f"CTC loss implementation: {ctc_backend(*probe)}", file=sys.stderr)
+            loss, step_skipped = train_step(net, optimizer, x, epoch_targets[batch], epoch_lengths[batch], config.clip,
+                                            PRECISIONS[config.precision])
             scheduler.step()
-            loss_sum, counted, seen = loss_sum + loss_value, counted + 1, seen + config.batch_size
-            if step % 20 == 0:
-                bar.set_postfix(loss=f"{loss_sum / counted:.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+            loss_sum += torch.where(step_skipped > 0, 0.0, loss.double())
+            skip_sum += step_skipped
+            if progress and step % LOG_EVERY == LOG_EVERY - 1:
+                taken = step + 1 - skip_sum.item()
+                bar.set_postfix(loss=f"{loss_sum.item() / max(taken, 1):.3f}",
+                                img_s=f"{(step + 1) * config.batch_size / (time.perf_counter() - t0):.0f}")
+        # The loss each process saw, averaged over the processes: the global batch's mean.
+        loss_sum = distributed.all_reduce_sum(loss_sum).item() / ctx.world
+        epoch_skipped = round(skip_sum.item())
+        counted, skipped = steps_per_epoch - epoch_skipped, skipped + epoch_skipped
+        seen = counted * config.batch_size
         train_seconds = time.perf_counter() - t0
         del images
         distributed.broadcast_(model.buffers())  # BatchNorm statistics: rank 0's, as saved
@@ -304,8 +362,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, ctx: distributed.C
         best_model.load_state_dict(best_weights)
     else:
         best_model = checkpoint.load_model(out / "best.pt", device)
-    test_set = load_split(config, "test", alphabet, progress=progress)
-    test = evaluate(best_model, test_set, device, progress=progress)
+    test = evaluate(best_model, sets["test"], device, progress=progress)
     if ctx.main:
         report = {"test": test, "train_config": asdict(config), "model_config": asdict(model_config),
                   "history": history, "device": str(device), "processes": ctx.world, "torch": torch.__version__,
@@ -338,6 +395,13 @@ def positive(kind):
     return parse
 
 
+def fraction(text):
+    value = float(text)
+    if not 0 < value < 0.5:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 0.5, got {text}")
+    return value
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crnn_fast.train", description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), help="recipe defaults (default: gpu with a GPU, else cpu)")
@@ -351,10 +415,16 @@ def main(argv=None) -> int:
     parser.add_argument("--n-test", type=positive(int))
     parser.add_argument("--data-dir", help="where synthetic splits are cached (default: data)")
     parser.add_argument("--train-dir", help="train on a folder of labelled images (or a crnn_fast.data cache)")
-    parser.add_argument("--val-dir")
-    parser.add_argument("--test-dir")
+    parser.add_argument("--val-dir", help="validation folder (default: held out of --train-dir, or synthetic)")
+    parser.add_argument("--test-dir", help="test folder (default: held out of --train-dir, or synthetic)")
+    parser.add_argument("--val-split", type=fraction,
+                        help="with --train-dir: share held out for validation, and again for test without "
+                             "--test-dir (default: 0.1)")
     parser.add_argument("--out", help="run directory (default: runs/default)")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--precision", choices=sorted(PRECISIONS),
+                        help="the network's precision in training (default: auto = bf16 where the device has it "
+                             "natively: recent GPUs, CPUs with AVX512-BF16 or AMX; else float32)")
     parser.add_argument("--no-augment", dest="augment", action="store_const", const=False)
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     parser.add_argument("--no-progress", action="store_true")

@@ -385,3 +385,21 @@ def test_cli_rejects(argv, match, tmp_path, capsys):
     err = capsys.readouterr().err
     assert match in err, err
     assert not (tmp_path / "c").exists()
+
+
+def test_split_holds_out_disjoint_deterministic_parts(base):
+    rest, val, test = data.split(base, 0.1, 2, seed=3)
+    assert (len(rest), len(val), len(test)) == (len(base) - 2 * round(0.1 * len(base)),) + (round(0.1 * len(base)),) * 2
+    texts = [set(part.texts()) for part in (rest, val, test)]
+    assert set().union(*texts) == set(base.texts()) and sum(map(len, texts)) == len(set(base.texts()))
+    again = data.split(base, 0.1, 2, seed=3)
+    assert all(a.texts() == b.texts() and (a.images == b.images).all() for a, b in zip((rest, val, test), again))
+    assert data.split(base, 0.1, 2, seed=4)[1].texts() != val.texts()
+    assert val.alphabet == base.alphabet
+
+
+@pytest.mark.parametrize("fraction, parts, match", [(0.0, 1, "between 0 and 1"), (1.0, 1, "between 0 and 1"),
+                                                    (0.45, 3, "too few")])
+def test_split_rejects(base, fraction, parts, match):
+    with pytest.raises(ValueError, match=match):
+        data.split(base, fraction, parts, seed=0)

@@ -13,8 +13,10 @@ import torch
 import torch.nn.functional as F
 from conftest import CUDA
 from PIL import Image
+from torch.utils._python_dispatch import TorchDispatchMode
 
-from crnn_fast import checkpoint, data, evaluate, predict, train
+from crnn_fast import checkpoint, data, evaluate, export, predict, train
+from crnn_fast.model import CRNN, ModelConfig
 
 
 def tiny_config(tiny_set, out, **overrides):
@@ -117,12 +119,51 @@ def test_predict_cli_reads_image_files(overfit_run, tiny_set, tmp_path, capsys):
         assert path == paths[i] and text == dataset.text(i) and 0 < float(confidence) <= 1
 
 
+def test_exported_weights_read_like_the_checkpoint(overfit_run, tiny_set, tmp_path, capsys):
+    out, _ = overfit_run
+    weights = tmp_path / "w.pt"
+    best_epoch = checkpoint.load(out / "best.pt")["history"][-1]["epoch"]  # the epoch best.pt was saved at
+    assert export.main(["--checkpoint", str(out / "best.pt"), "--weights", str(weights)]) == 0
+    assert f"epoch {best_epoch}, validation exact 100.00%" in capsys.readouterr().out
+    slim, full = checkpoint.load_model(weights), checkpoint.load_model(out / "best.pt")
+    images = torch.tensor(data.load(tiny_set).images)
+    with torch.no_grad():
+        torch.testing.assert_close(slim(images), full(images), rtol=0, atol=0.05)  # float16 weights
+    (slim_texts, slim_p), (full_texts, full_p) = (zip(*predict.predict(m, images)) for m in (slim, full))
+    assert slim_texts == full_texts and slim_p == pytest.approx(full_p, rel=0.05)
+    assert weights.stat().st_size < 0.4 * (out / "best.pt").stat().st_size
+    stored = torch.load(weights, weights_only=True)["info"]
+    assert stored["epoch"] == best_epoch and stored["train_config"]["epochs"] == 12
+    assert export.main(["--checkpoint", str(weights), "--weights", str(tmp_path / "again.pt")]) == 2
+    assert "not a training checkpoint" in capsys.readouterr().err
+
+
+def test_train_dir_alone_holds_out_validation_and_test(tmp_path, capsys):
+    """A folder alone is enough: validation and test come out of it (never from the
+    synthetic splits, whose alphabet and style differ), and the run says so."""
+    cache = data.load(data.generate(40, 5, tmp_path / "cache", workers=1, progress=False))
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for i in range(40):
+        Image.fromarray(cache.images[i]).save(folder / f"{cache.text(i)}.png")
+    out = tmp_path / "run"
+    argv = ["--preset", "tiny", "--train-dir", str(folder), "--epochs", "1", "--batch-size", "8", "--device", "cpu",
+            "--out", str(out), "--no-progress"]
+    assert train.main(argv) == 0
+    alphabet = "".join(sorted(set("".join(cache.texts()))))
+    assert (f"32 images, 4 validation, 4 test (4 val and 4 test held out of --train-dir: 10% each, by seed 0), "
+            f"{len(alphabet)} characters {alphabet!r}") in capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    assert report["test"]["count"] == 4 and report["model_config"]["alphabet"] == alphabet
+
+
 def test_case_fold_map():
     fold = evaluate.case_fold_map("aAb0")
     assert fold.tolist() == [0, 1, 1, 3, 4]
 
 
-@pytest.mark.parametrize("argv", [["--epochs", "0"], ["--lr", "-1"], ["--arch", "nope"], ["--preset", "huge"]])
+@pytest.mark.parametrize("argv", [["--epochs", "0"], ["--lr", "-1"], ["--arch", "nope"], ["--preset", "huge"],
+                                  ["--val-split", "0.5"], ["--val-split", "x"]])
 def test_train_cli_rejects_bad_arguments(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         train.main(argv)
@@ -204,3 +245,85 @@ def test_trains_on_the_gpu(tiny_set, tmp_path):
     history = checkpoint.load(tmp_path / "last.pt")["history"]
     assert len(history) == 2 and all(math.isfinite(h["train_loss"]) for h in history)
     assert 0.0 <= test["exact"] <= 1.0
+
+
+def refuse_tolist(tensor):
+    raise AssertionError("tolist reads a tensor on the host")
+
+
+class NoHostReads(TorchDispatchMode):
+    """Fails on the ops through which the host reads a tensor's values (``.item()``,
+    ``bool(t)``, boolean-mask indexing, ``nonzero``): on a GPU each one waits for the
+    device. On the CPU they cost nothing, but the same code runs on both. ``tolist``
+    reads without dispatching, so it is replaced while the mode is on."""
+
+    READS = {torch.ops.aten._local_scalar_dense, torch.ops.aten.nonzero, torch.ops.aten.masked_select,
+             torch.ops.aten.is_nonzero, torch.ops.aten.equal}
+    INDEXING = {torch.ops.aten.index, torch.ops.aten.index_put, torch.ops.aten.index_put_}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        masks = func.overloadpacket in self.INDEXING and any(
+            i is not None and i.dtype in (torch.bool, torch.uint8) for i in args[1])
+        if func.overloadpacket in self.READS or masks:
+            raise AssertionError(f"{func} reads a tensor on the host")
+        return func(*args, **(kwargs or {}))
+
+    def __enter__(self):
+        self.tolist = torch.Tensor.tolist
+        torch.Tensor.tolist = refuse_tolist
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        torch.Tensor.tolist = self.tolist
+        return super().__exit__(*exc)
+
+
+@pytest.mark.parametrize("read", [lambda t: t.sum().item(), lambda t: t[t > 0], lambda t: bool(t.any()),
+                                  lambda t: t.nonzero(), lambda t: t.tolist()])
+def test_no_host_reads_catches_reads(read):
+    with pytest.raises(AssertionError, match="reads a tensor on the host"), NoHostReads():
+        read(torch.ones(2))
+
+
+def step_inputs(batch=4):
+    g = torch.Generator().manual_seed(0)
+    model = CRNN(ModelConfig(alphabet=data.ALPHABET))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
+    images = torch.rand(batch, 40, 150, generator=g)
+    targets = torch.randint(1, 63, (batch, 5), generator=g)
+    lengths = torch.tensor([5, 4, 3, 1][:batch])
+    targets[torch.arange(5) >= lengths[:, None]] = -1
+    return model, optimizer, images, targets, lengths
+
+
+def test_train_step_never_reads_the_device_and_skips_non_finite_steps():
+    model, optimizer, images, targets, lengths = step_inputs()
+    with NoHostReads():
+        loss, skipped = train.train_step(model, optimizer, images, targets, lengths, clip=5.0)
+    assert math.isfinite(loss.item()) and skipped.item() == 0.0
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    moments = {k: v.clone() for k, v in optimizer.state[next(model.parameters())].items()}
+    bad = images.clone()
+    bad[1, 3, 7] = float("nan")  # one pixel makes the loss and every gradient NaN
+    with NoHostReads():
+        loss, skipped = train.train_step(model, optimizer, bad, targets, lengths, clip=5.0)
+    assert math.isnan(loss.item()) and skipped.item() == 1.0
+    after = model.state_dict()
+    for name, value in before.items():
+        if "running" not in name and "num_batches" not in name:  # BatchNorm statistics move in any forward
+            torch.testing.assert_close(after[name], value, rtol=0, atol=0, msg=f"{name} changed in a skipped step")
+    for key, value in optimizer.state[next(model.parameters())].items():
+        torch.testing.assert_close(value, moments[key], rtol=0, atol=0, msg=f"optimizer state {key} changed")
+    loss, skipped = train.train_step(model, optimizer, images, targets, lengths, clip=5.0)
+    assert skipped.item() == 0.0 and optimizer.state[next(model.parameters())]["step"].item() == 2
+
+
+def test_padded_targets_give_the_flat_targets_loss():
+    """ctc_loss_args's padded (B, L) targets give the loss of the concatenated targets
+    that a boolean-mask gather would make."""
+    _, _, _, targets, lengths = step_inputs()
+    log_probs = torch.randn(4, 37, 63, generator=torch.Generator().manual_seed(1)).log_softmax(-1)
+    args = train.ctc_loss_args(log_probs, targets, lengths)
+    flat = targets[targets > 0]
+    expected = F.ctc_loss(log_probs.transpose(0, 1), flat, args[2], lengths, reduction="none")
+    torch.testing.assert_close(F.ctc_loss(*args, reduction="none"), expected)
