@@ -14,7 +14,7 @@ ARCHS = {
     # Four conv blocks with BatchNorm; the width is pooled only twice, so a 150-px image
     # gives 37 frames (>= 2 * 5 + 1 for 5-character labels with repeats); a 2-layer BiGRU
     # (a BiLSTM runs 1.3x faster on the CPU under bf16, but stayed on CTC's initial
-    # plateau for over 700 steps of the CPU preset where the BiGRU left it after ~400).
+    # plateau after 600 steps of the CPU preset, where the BiGRU left it after ~400).
     "default": dict(channels=[32, 64, 128, 192], pools=[[2, 2], [2, 2], [2, 1], [2, 1]], batch_norm=True,
                     rnn="gru", hidden=128, layers=2, dropout=0.1),
     # The reference design: 3 conv blocks pooled 2x2 -> 18 frames x (5 * 256 = 1280)
@@ -81,3 +81,33 @@ class CRNN(nn.Module):
         x = x.flatten(1, 2).transpose(1, 2)  # (B, T, C * H')
         x, _ = self.rnn(x)
         return self.head(x).float().log_softmax(-1)
+
+
+def transfer_weights(model: CRNN, state: dict, alphabet: str) -> str:
+    """Loads ``state``, the weights of a CRNN of the same architecture and image size
+    whose output layer reads ``alphabet``, into ``model``, whose alphabet may differ:
+    every layer is copied except the output layer's rows, of which the blank's and
+    those of the characters both alphabets share are copied, and the rest keep their
+    fresh initialisation. Returns the shared characters."""
+    index = {ch: i + 1 for i, ch in enumerate(alphabet)}
+    rows = [0] + [index.get(ch, -1) for ch in model.config.alphabet]  # source row of each output row
+    head = {name: state[f"head.{name}"] for name in ("weight", "bias")}
+    body = {k: v for k, v in state.items() if not k.startswith("head.")}
+    try:
+        result = model.load_state_dict(body, strict=False)
+    except RuntimeError as err:  # a tensor of another shape: another architecture or image size
+        raise ValueError(f"the source weights do not fit this model: {err}") from None
+    missing = [k for k in result.missing_keys if not k.startswith("head.")]
+    if missing or result.unexpected_keys:
+        raise ValueError(f"the source weights are of another architecture (missing {missing}, "
+                         f"unexpected {result.unexpected_keys})")
+    with torch.no_grad():
+        for name, value in head.items():
+            target = getattr(model.head, name)
+            if value.shape[1:] != target.shape[1:]:
+                raise ValueError(f"the source model's output layer takes {tuple(value.shape[1:])} features, "
+                                 f"this model's {tuple(target.shape[1:])}")
+            for row, source in enumerate(rows):
+                if source >= 0:
+                    target[row] = value[source]
+    return "".join(ch for ch in model.config.alphabet if ch in index)

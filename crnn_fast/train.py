@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from . import checkpoint, data, distributed
 from .evaluate import autocast, evaluate, format_report, load_eval_data, tokens_of
-from .model import ARCHS, CRNN, ModelConfig
+from .model import ARCHS, CRNN, ModelConfig, transfer_weights
 
 
 PRECISIONS = {"auto": None, "bf16": True, "float32": False}  # --precision: train_step's bf16
@@ -59,6 +59,7 @@ class TrainConfig:
     out: str = "runs/default"
     device: str = "auto"
     precision: str = "auto"  # the network's: "bf16", "float32", or "auto" (bf16 where native_bf16 says so)
+    init: Optional[str] = None  # start from this checkpoint's weights ("default": the shipped model)
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -74,6 +75,11 @@ PRESETS = {
     "tiny": dict(epochs=2, batch_size=16, lr=2e-3, n_train=64, n_val=16, n_test=16),
 }
 
+
+# A fine-tuned model starts near a good solution: a lower peak learning rate keeps the
+# first steps on new data from undoing what it learnt (a common starting point, not yet
+# tuned on this model).
+FINETUNE_LR = 0.3
 
 PLOT_EVERY_S = 30  # redraw curves.png at most this often (and after the last epoch)
 LOG_EVERY = 50  # steps between progress-bar updates (each reads the running loss from the device)
@@ -246,10 +252,26 @@ def _train(config: TrainConfig, resume: bool, progress: bool, ctx: distributed.C
     alphabet = train_set.alphabet if state is None else state["model_config"]["alphabet"]
     height, width = train_set.images.shape[1:]
     model_config = ModelConfig(alphabet=alphabet, arch=config.arch, height=height, width=width)
+    source = None
     if state is not None:
         model_config = ModelConfig(**state["model_config"])
+    elif config.init is not None:  # the source's architecture, this data's alphabet
+        source = checkpoint.load(checkpoint.DEFAULT_MODEL if config.init == "default" else config.init)
+        reads = ModelConfig(**source["model_config"])
+        if (reads.height, reads.width) != (height, width):
+            raise ValueError(f"--init {config.init} reads {reads.height}x{reads.width} images (height x width), "
+                             f"the training images are {height}x{width}")
+        model_config = ModelConfig(alphabet=alphabet, arch=reads.arch, height=height, width=width,
+                                   arch_params=reads.arch_params)
     torch.manual_seed(config.seed)
-    model = CRNN(model_config).to(device)
+    model = CRNN(model_config)
+    if source is not None:
+        shared = transfer_weights(model, source["model"], source["model_config"]["alphabet"])
+        if ctx.main:
+            print(f"initialised from {config.init} (architecture {reads.arch}): every layer, and the output rows "
+                  f"of {len(shared)} of the {len(alphabet)} characters (the source reads {len(reads.alphabet)})",
+                  file=sys.stderr)
+    model = model.to(device)
 
     targets, target_lengths = (t.long() for t in tokens_of(train_set))  # int64, the CTC layout ctc_loss_args wants
     steps_per_epoch = len(train_set) // config.batch_size
@@ -378,6 +400,8 @@ def build_config(args) -> TrainConfig:
         print("no GPU visible: using the CPU preset (--preset cpu); pass --preset gpu for the full recipe",
               file=sys.stderr)
     values = {"preset": preset, **PRESETS[preset]}
+    if args.init is not None:
+        values["lr"] *= FINETUNE_LR
     for field in dataclasses.fields(TrainConfig):
         given = getattr(args, field.name, None)
         if given is not None and field.name != "preset":
@@ -426,6 +450,9 @@ def main(argv=None) -> int:
                         help="the network's precision in training (default: auto = bf16 where the device has it "
                              "natively: recent GPUs, CPUs with AVX512-BF16 or AMX; else float32)")
     parser.add_argument("--no-augment", dest="augment", action="store_const", const=False)
+    parser.add_argument("--init", metavar="CHECKPOINT",
+                        help="fine-tune: start from a checkpoint's weights, or 'default' for the shipped model; "
+                             f"the learning rate defaults to {FINETUNE_LR:g} x the preset's")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)

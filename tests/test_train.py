@@ -16,7 +16,7 @@ from PIL import Image
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from crnn_fast import checkpoint, data, evaluate, export, predict, train
-from crnn_fast.model import CRNN, ModelConfig
+from crnn_fast.model import ARCHS, CRNN, ModelConfig, transfer_weights
 
 
 def tiny_config(tiny_set, out, **overrides):
@@ -129,8 +129,9 @@ def test_exported_weights_read_like_the_checkpoint(overfit_run, tiny_set, tmp_pa
     images = torch.tensor(data.load(tiny_set).images)
     with torch.no_grad():
         torch.testing.assert_close(slim(images), full(images), rtol=0, atol=0.05)  # float16 weights
-    (slim_texts, slim_p), (full_texts, full_p) = (zip(*predict.predict(m, images)) for m in (slim, full))
-    assert slim_texts == full_texts and slim_p == pytest.approx(full_p, rel=0.05)
+    slim_reads, full_reads = predict.predict(slim, images), predict.predict(full, images)
+    assert [r.text for r in slim_reads] == [r.text for r in full_reads]
+    assert [r.confidence for r in slim_reads] == pytest.approx([r.confidence for r in full_reads], rel=0.05)
     assert weights.stat().st_size < 0.4 * (out / "best.pt").stat().st_size
     stored = torch.load(weights, weights_only=True)["info"]
     assert stored["epoch"] == best_epoch and stored["train_config"]["epochs"] == 12
@@ -155,6 +156,108 @@ def test_train_dir_alone_holds_out_validation_and_test(tmp_path, capsys):
             f"{len(alphabet)} characters {alphabet!r}") in capsys.readouterr().err
     report = json.loads((out / "report.json").read_text())
     assert report["test"]["count"] == 4 and report["model_config"]["alphabet"] == alphabet
+
+
+def test_transfer_weights_keeps_shared_characters_rows():
+    torch.manual_seed(0)
+    source = CRNN(ModelConfig(alphabet="abc"))
+    torch.manual_seed(1)
+    target = CRNN(ModelConfig(alphabet="cbx"))
+    fresh = target.head.weight.detach().clone()
+    assert transfer_weights(target, source.state_dict(), "abc") == "cb"
+    for (name, a), b in zip(source.state_dict().items(), target.state_dict().values()):
+        if not name.startswith("head."):
+            torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    for row, source_row in [(0, 0), (1, 3), (2, 2)]:  # blank, 'c', 'b'
+        assert torch.equal(target.head.weight[row], source.head.weight[source_row])
+        assert torch.equal(target.head.bias[row], source.head.bias[source_row])
+    assert torch.equal(target.head.weight[3], fresh[3])  # 'x' is new: its fresh row stays
+    with pytest.raises(ValueError, match="do not fit this model"):
+        transfer_weights(CRNN(ModelConfig(alphabet="ab", height=64)), source.state_dict(), "abc")
+    with pytest.raises(ValueError, match="do not fit this model"):
+        transfer_weights(CRNN(ModelConfig(alphabet="ab", arch="seed")), source.state_dict(), "abc")
+    one_layer = ModelConfig(alphabet="ab", arch_params={**ARCHS["default"], "layers": 1})
+    with pytest.raises(ValueError, match=r"another architecture \(missing \[\], unexpected \['rnn.weight_ih_l1'"):
+        transfer_weights(CRNN(one_layer), source.state_dict(), "abc")
+
+
+def test_init_starts_from_a_checkpoint(overfit_run, tiny_set, tmp_path, capsys):
+    """--init loads the source's layers (checked after one step at a negligible learning
+    rate) and adapts the output layer to the data's alphabet."""
+    source = checkpoint.load(overfit_run[0] / "best.pt")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    dataset = data.load(tiny_set)
+    for i in range(16):
+        Image.fromarray(dataset.images[i]).save(folder / f"{dataset.text(i).lower()}.png")
+    out = tmp_path / "run"
+    argv = ["--preset", "tiny", "--train-dir", str(folder), "--val-dir", str(folder), "--test-dir", str(folder),
+            "--init", str(overfit_run[0] / "best.pt"), "--epochs", "1", "--batch-size", "16", "--lr", "1e-12",
+            "--device", "cpu", "--out", str(out), "--no-progress", "--no-augment"]
+    assert train.main(argv) == 0
+    alphabet = "".join(sorted(set("".join(dataset.texts()).lower())))
+    shared = sum(ch in source["model_config"]["alphabet"] for ch in alphabet)
+    assert (f"every layer, and the output rows of {shared} of the {len(alphabet)} characters "
+            f"(the source reads {len(source['model_config']['alphabet'])})") in capsys.readouterr().err
+    tuned = checkpoint.load(out / "last.pt")["model"]
+    torch.testing.assert_close(tuned["cnn.0.weight"], source["model"]["cnn.0.weight"], rtol=0, atol=1e-6)
+    row = source["model_config"]["alphabet"].index(alphabet[0]) + 1
+    torch.testing.assert_close(tuned["head.weight"][1], source["model"]["head.weight"][row], rtol=0, atol=1e-6)
+
+    small = tmp_path / "small.pt"
+    checkpoint.save({"model": CRNN(ModelConfig(alphabet="ab", height=32)).state_dict(),
+                     "model_config": {"alphabet": "ab", "height": 32}}, small)
+    assert train.main([*argv[:argv.index("--init") + 1], str(small), "--out", str(tmp_path / "bad")]) == 2
+    assert f"--init {small} reads 32x150 images (height x width), the training images are 40x150" in \
+        capsys.readouterr().err
+
+
+@pytest.mark.parametrize("decoder", ["beam", "greedy"])
+def test_predict_json_and_min_confidence(overfit_run, tiny_set, tmp_path, capsys, decoder):
+    dataset = data.load(tiny_set)
+    paths = []
+    for i in range(4):
+        Image.fromarray(dataset.images[i]).save(tmp_path / f"{i}.png")
+        paths.append(str(tmp_path / f"{i}.png"))
+    common = ["--checkpoint", str(overfit_run[0] / "best.pt"), "--device", "cpu", "--decoder", decoder]
+    assert predict.main([*common, "--json", *paths]) == 0
+    reads = json.loads(capsys.readouterr().out)
+    assert [r["path"] for r in reads] == paths and [r["text"] for r in reads] == dataset.texts()[:4]
+    for r in reads:
+        assert [c["char"] for c in r["chars"]] == list(r["text"]) and not r["doubtful"]
+        assert all(0 < c["confidence"] <= 1 for c in r["chars"])
+        if decoder == "greedy":  # the best path's probability is a product over frames that include these
+            assert r["confidence"] <= min(c["confidence"] for c in r["chars"]) * (1 + 1e-5)
+    threshold = sorted(r["confidence"] for r in reads)[2]  # two reads below it
+    assert predict.main([*common, "--min-confidence", str(threshold), *paths]) == 0
+    lines = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert [line[3:] == ["doubtful"] for line in lines] == [r["confidence"] < threshold for r in reads]
+    assert sum(len(line) == 4 for line in lines) == 2
+
+
+def test_greedy_frames_are_each_labels_best_frame_in_its_run():
+    log_probs = torch.full((1, 8, 4), -10.0)
+    path, scores = [0, 2, 2, 2, 0, 2, 3, 3], [-1, -0.5, -0.1, -0.3, -1, -0.2, -0.4, -0.05]
+    for t, (c, v) in enumerate(zip(path, scores)):
+        log_probs[0, t, c] = v
+    assert predict.greedy_frames(log_probs)[0, :3].tolist() == [2, 5, 7]
+
+
+@pytest.mark.parametrize("content, match", [(b"", "cannot read image"), (b"\x89PNG\r\n\x1a\n garbage", "cannot read image"),
+                                            (None, "no image file")])
+def test_predict_names_an_unreadable_image(overfit_run, tmp_path, capsys, content, match):
+    bad = tmp_path / "bad.png"
+    if content is not None:
+        bad.write_bytes(content)
+    assert predict.main(["--checkpoint", str(overfit_run[0] / "best.pt"), "--device", "cpu", str(bad)]) == 2
+    assert f"{match} {bad}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--min-confidence", "1.5"], ["--min-confidence", "-0.1"]])
+def test_predict_cli_rejects_bad_arguments(argv, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main([*argv, str(tmp_path / "x.png")])
+    assert exit_info.value.code == 2 and "--min-confidence" in capsys.readouterr().err
 
 
 def test_case_fold_map():
