@@ -41,7 +41,12 @@ def save(state: dict, path) -> None:
 
 def write_text_atomic(path, text: str) -> None:
     """Writes ``text`` (UTF-8) to ``path`` atomically (temp file, fsync, rename)."""
-    _write_atomic(path, lambda f: f.write(text.encode("utf-8")))
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path, content: bytes) -> None:
+    """Writes ``content`` to ``path`` atomically (temp file, fsync, rename)."""
+    _write_atomic(path, lambda f: f.write(content))
 
 
 def load(path, map_location="cpu") -> dict:

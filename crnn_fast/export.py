@@ -1,6 +1,16 @@
 """Export a trained model for inference.
 
+    python -m crnn_fast.export --onnx model.onnx                    # the shipped model
+    python -m crnn_fast.export --checkpoint runs/default/best.pt --onnx model.onnx
     python -m crnn_fast.export --checkpoint runs/default/best.pt --weights model.pt
+
+``--onnx`` writes an ONNX graph (opset 18, dynamic batch) that needs no PyTorch to run:
+input ``images``, uint8 (batch, height, width) grayscale, exactly the arrays
+``predict`` feeds the model (``crnn_fast.data.read_image``: converted to 8-bit
+grayscale, resized bilinearly to the model's size); output ``log_probs``, float32
+(batch, frames, classes), log-softmax over the classes, blank = 0 and class i + 1 =
+``alphabet[i]``. The alphabet, height and width are stored in the file's metadata
+(``alphabet``, ``height``, ``width``, ``blank``). Needs the ``onnx`` extra.
 
 ``--weights`` writes the weights (float16) and model config of a training checkpoint,
 without the optimizer state: a file a quarter of the checkpoint's size that
@@ -9,11 +19,16 @@ The model shipped in the package was made this way (README, "The shipped model")
 """
 
 import argparse
+import logging
 import sys
+import warnings
 
 import torch
 
 from . import checkpoint
+from .model import CRNN
+
+ONNX_OPSET = 18
 
 
 def export_weights(checkpoint_path, out) -> dict:
@@ -30,17 +45,53 @@ def export_weights(checkpoint_path, out) -> dict:
     return info
 
 
+def export_onnx(model: CRNN, out) -> None:
+    """Writes ``model`` to ``out`` as ONNX (see the module's docstring), atomically."""
+    try:
+        import onnx
+    except ImportError:
+        raise ImportError("ONNX export needs onnx and onnxscript: pip install 'crnn_fast[onnx]'") from None
+    config = model.config
+    model = model.float().eval()
+    example = torch.zeros(2, config.height, config.width, dtype=torch.uint8)
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)  # it lists the torchvision ops it cannot find, which a CRNN does not use
+    try:
+        with warnings.catch_warnings():  # torch.export's notes on the RNN's internals: not the user's business
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(model, (example,), input_names=["images"], output_names=["log_probs"],
+                                        dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True,
+                                        opset_version=ONNX_OPSET, verbose=False)
+    finally:
+        exporter_log.setLevel(level)
+    proto = program.model_proto
+    meta = {"alphabet": config.alphabet, "height": str(config.height), "width": str(config.width), "blank": "0"}
+    onnx.helper.set_model_props(proto, meta)
+    checkpoint.write_bytes_atomic(out, proto.SerializeToString())
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crnn_fast.export", description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", required=True, help="a checkpoint written by crnn_fast.train")
-    parser.add_argument("--weights", required=True, help="where to write the inference weights (.pt)")
+    parser.add_argument("--checkpoint", help="a checkpoint written by crnn_fast.train (default: the shipped model; "
+                        "--weights needs one)")
+    parser.add_argument("--onnx", metavar="PATH", help="write the model as ONNX")
+    parser.add_argument("--weights", metavar="PATH", help="write the inference weights (.pt)")
     args = parser.parse_args(argv)
+    if not (args.onnx or args.weights):
+        parser.error("nothing to do: give --onnx PATH and/or --weights PATH")
+    if args.weights and not args.checkpoint:
+        parser.error("--weights needs --checkpoint (the shipped model is already weights only)")
     try:
-        info = export_weights(args.checkpoint, args.weights)
-    except (FileNotFoundError, ValueError) as err:
+        if args.weights:
+            info = export_weights(args.checkpoint, args.weights)
+            print(f"wrote {args.weights}: epoch {info['epoch']}, validation exact {100 * info['val']['exact']:.2f}%")
+        if args.onnx:
+            export_onnx(checkpoint.load_model(args.checkpoint), args.onnx)
+            print(f"wrote {args.onnx}")
+    except (FileNotFoundError, ValueError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {args.weights}: epoch {info['epoch']}, validation exact {100 * info['val']['exact']:.2f}%")
     return 0
 
 
