@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import csv
 import functools
+import hashlib
 import json
 import multiprocessing
 import operator
@@ -40,10 +41,20 @@ import captcha
 import captcha.image
 import numpy as np
 import PIL
-from PIL import Image
+from PIL import Image, ImageFont
 from tqdm import tqdm
 
-ALPHABET = string.ascii_lowercase + string.ascii_uppercase + string.digits
+ALPHABETS = {
+    "alnum": string.ascii_lowercase + string.ascii_uppercase + string.digits,  # the reference task's 62
+    "letters": string.ascii_lowercase + string.ascii_uppercase,
+    "lower+digits": string.ascii_lowercase + string.digits,
+    "upper+digits": string.ascii_uppercase + string.digits,
+    "lower": string.ascii_lowercase,
+    "upper": string.ascii_uppercase,
+    "digits": string.digits,
+}
+"""Named alphabets for ``Style`` and ``--alphabet``."""
+ALPHABET = ALPHABETS["alnum"]
 LENGTH = 5
 HEIGHT, WIDTH = 40, 150
 FONT_SIZES = (26, 30, 34)
@@ -154,11 +165,13 @@ def _check_alphabet(alphabet) -> str:
     return alphabet
 
 
-def _encode(texts: list[str], alphabet: str) -> tuple[np.ndarray, np.ndarray]:
-    """Labels (N, Lmax) int16 padded with -1 and lengths (N,) int16; every character must be in ``alphabet``."""
+def _encode(texts: list[str], alphabet: str, width: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+    """Labels (N, width) int16 padded with -1 (width: the longest text's length by
+    default) and lengths (N,) int16; every character must be in ``alphabet``."""
     index = {c: i for i, c in enumerate(alphabet)}
     lengths = np.array([len(t) for t in texts], dtype=np.int16)
-    labels = np.full((len(texts), int(lengths.max(initial=0))), -1, dtype=np.int16)
+    width = int(lengths.max(initial=0)) if width is None else width
+    labels = np.full((len(texts), width), -1, dtype=np.int16)
     for row, text in zip(labels, texts):
         row[: len(text)] = [index[c] for c in text]
     return labels, lengths
@@ -167,10 +180,88 @@ def _encode(texts: list[str], alphabet: str) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------- synthetic CAPTCHAs
 
 
+@dataclass(frozen=True)
+class Style:
+    """What synthetic CAPTCHAs look like. The default is the reference task: 5
+    characters over ``ALPHABET``, 150x40, the ``captcha`` package's bundled fonts at
+    ``FONT_SIZES``. Pretraining on a style close to your own images, then fine-tuning
+    on a few of them (``train --init``), is the documented path for a new style.
+
+    ``alphabet``: a name from ``ALPHABETS`` or the characters themselves; ``length``:
+    characters per label, an int or an inclusive (min, max) range, drawn uniformly;
+    ``fonts``: TrueType/OpenType files (empty: the bundled fonts)."""
+
+    alphabet: str = ALPHABET
+    length: Union[int, tuple] = LENGTH
+    height: int = HEIGHT
+    width: int = WIDTH
+    fonts: tuple = ()
+    font_sizes: tuple = FONT_SIZES
+
+    def __post_init__(self):
+        set_ = functools.partial(object.__setattr__, self)  # frozen: normalise once, here
+        set_("alphabet", _check_alphabet(ALPHABETS.get(self.alphabet, self.alphabet)))
+        lengths = (self.length, self.length) if isinstance(self.length, int) else tuple(self.length)
+        if len(lengths) != 2:
+            raise ValueError(f"length must be an int or a (min, max) pair, got {self.length!r}")
+        lengths = tuple(_check_int(v, "length", 1) for v in lengths)
+        if lengths[0] > lengths[1]:
+            raise ValueError(f"length must be a (min, max) range with min <= max, got {self.length!r}")
+        set_("length", lengths)
+        _check_int(self.height, "height", 1), _check_int(self.width, "width", 1)
+        set_("font_sizes", tuple(_check_int(v, "font_sizes", 1) for v in self.font_sizes))
+        if not self.font_sizes:
+            raise ValueError("font_sizes must not be empty")
+        set_("fonts", tuple(str(_check_path(f, "fonts")) for f in self.fonts))
+        for font in self.fonts:
+            try:
+                ImageFont.truetype(font, self.font_sizes[0])
+            except OSError as err:
+                raise ValueError(f"fonts: cannot load {font} as a TrueType/OpenType font ({err})") from None
+
+    def meta(self) -> dict:
+        """The style as JSON-able facts, stored in every cache (fonts by name and hash)."""
+        lo, hi = self.length
+        return {
+            "alphabet": self.alphabet,
+            "length": lo if lo == hi else [lo, hi],
+            "height": self.height,
+            "width": self.width,
+            "font_sizes": list(self.font_sizes),
+            "fonts": [{"name": Path(f).name, "sha256": hashlib.sha256(Path(f).read_bytes()).hexdigest()}
+                      for f in self.fonts],
+        }
+
+    def key(self) -> str:
+        """A cache-name fragment: ``len5`` for the default style, else the length and a
+        hash of every option, so caches of different styles never share a name."""
+        lo, hi = self.length
+        name = f"len{lo}" if lo == hi else f"len{lo}-{hi}"
+        if self == Style(length=self.length):
+            return name
+        digest = hashlib.sha256(json.dumps(self.meta(), sort_keys=True).encode()).hexdigest()[:10]
+        return f"{name}-{digest}"
+
+    def text(self, rng: random.Random) -> str:
+        lo, hi = self.length
+        length = lo if lo == hi else rng.randint(lo, hi)  # a fixed length draws nothing: the reference stream
+        return "".join(rng.choice(self.alphabet) for _ in range(length))
+
+
+def parse_length(text: str) -> Union[int, tuple]:
+    """``"5"`` -> 5, ``"4-6"`` -> (4, 6)."""
+    lo, sep, hi = text.partition("-")
+    try:
+        return (int(lo), int(hi)) if sep else int(lo)
+    except ValueError:
+        raise ValueError(f"length must be N or MIN-MAX, got {text!r}") from None
+
+
 @functools.cache
-def _renderer() -> captcha.image.ImageCaptcha:
-    # One per process: it loads its fonts on first use.
-    return captcha.image.ImageCaptcha(width=WIDTH, height=HEIGHT, font_sizes=FONT_SIZES)
+def _renderer(style: Style) -> captcha.image.ImageCaptcha:
+    # One per process and style: it loads its fonts on first use.
+    return captcha.image.ImageCaptcha(width=style.width, height=style.height, fonts=list(style.fonts) or None,
+                                      font_sizes=style.font_sizes)
 
 
 @contextlib.contextmanager
@@ -198,28 +289,28 @@ def _sample_rng(seed: int, index: int) -> random.Random:
     return random.Random(int.from_bytes(state.tobytes(), "little"))
 
 
-def _render_range(seed: int, start: int, stop: int, length: int) -> tuple[list[str], np.ndarray]:
+def _render_range(seed: int, start: int, stop: int, style: Style) -> tuple[list[str], np.ndarray]:
     """Texts and (stop - start, H, W) uint8 images of samples [start, stop)."""
-    texts, images = [], np.empty((stop - start, HEIGHT, WIDTH), dtype=np.uint8)
+    texts, images = [], np.empty((stop - start, style.height, style.width), dtype=np.uint8)
     for row, index in enumerate(range(start, stop)):
         rng = _sample_rng(seed, index)
-        text = "".join(rng.choice(ALPHABET) for _ in range(length))
+        text = style.text(rng)
         with _captcha_randomness(rng):
-            images[row] = np.asarray(_renderer().generate_image(text).convert("L"))
+            images[row] = np.asarray(_renderer(style).generate_image(text).convert("L"))
         texts.append(text)
     return texts, images
 
 
-def _rendered_chunks(seed: int, ranges: list[tuple[int, int]], length: int, workers: int):
+def _rendered_chunks(seed: int, ranges: list[tuple[int, int]], style: Style, workers: int):
     """Yields (start, texts, images) for every range, in completion order."""
     if workers == 1:
         for start, stop in ranges:
-            yield (start, *_render_range(seed, start, stop, length))
+            yield (start, *_render_range(seed, start, stop, style))
         return
     # spawn, not fork: the parent may hold threads (tqdm's monitor, torch's pools).
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     try:
-        futures = {pool.submit(_render_range, seed, start, stop, length): start for start, stop in ranges}
+        futures = {pool.submit(_render_range, seed, start, stop, style): start for start, stop in ranges}
         for future in as_completed(futures):
             yield (futures[future], *future.result())
     finally:
@@ -236,26 +327,26 @@ def generate(
     seed: int,
     out_dir: PathLike,
     *,
+    style: Optional[Style] = None,
     workers: Optional[int] = None,
-    length: int = LENGTH,
     progress: bool = True,
     start: int = 0,
     stop: Optional[int] = None,
 ) -> Path:
     """Renders samples [start, stop) of the ``n``-sample synthetic set ``seed`` into a cache at ``out_dir``.
 
-    Sample i depends only on (seed, i), so the result is the same for any ``workers``, and
-    caches of adjacent index ranges concatenate to the cache of their union: shard
-    generation across processes or machines by ``start``/``stop``.
+    Sample i depends only on (seed, i) and the style, so the result is the same for any
+    ``workers``, and caches of adjacent index ranges concatenate to the cache of their
+    union: shard generation across processes or machines by ``start``/``stop``.
 
     Args:
         n: size of the whole set, >= 1.
         seed: non-negative int; the splits use ``SPLIT_SEEDS``.
         out_dir: the cache directory to create; it must not exist or be empty.
+        style: what the CAPTCHAs look like (``Style``); ``None`` is the reference task's.
         workers: processes to render with; ``None`` uses ``os.cpu_count()``. More than one
             are started with ``spawn``, so a script must call this under
             ``if __name__ == "__main__":``.
-        length: characters per label, >= 1.
         progress: show a tqdm progress bar.
         start, stop: the index range, 0 <= start < stop <= n; ``stop=None`` means ``n``.
 
@@ -265,8 +356,10 @@ def generate(
     n = _check_int(n, "n", 1)
     seed = _check_int(seed, "seed", 0)
     out_dir = _check_path(out_dir, "out_dir")
+    style = Style() if style is None else style
+    if not isinstance(style, Style):
+        raise TypeError(f"style must be a crnn_fast.data.Style, got {type(style).__name__}")
     workers = (os.cpu_count() or 1) if workers is None else _check_int(workers, "workers", 1)
-    length = _check_int(length, "length", 1)
     progress = _check_bool(progress, "progress")
     start = _check_int(start, "start", 0)
     stop = n if stop is None else _check_int(stop, "stop", 1)
@@ -280,15 +373,11 @@ def generate(
     ranges = [(a, min(a + chunk, stop)) for a in range(start, stop, chunk)]
     meta = {
         "format_version": FORMAT_VERSION,
-        "alphabet": ALPHABET,
         "n": n,
         "seed": seed,
         "start": start,
         "stop": stop,
-        "length": length,
-        "height": HEIGHT,
-        "width": WIDTH,
-        "font_sizes": list(FONT_SIZES),
+        **style.meta(),
         "captcha_version": captcha.__version__,
         "pillow_version": PIL.__version__,
     }
@@ -297,16 +386,16 @@ def generate(
     partial = out_dir.parent / f".{out_dir.name}.partial-{uuid.uuid4().hex}"
     partial.mkdir()
     try:
-        shape = (count, HEIGHT, WIDTH)
+        shape = (count, style.height, style.width)
         images = np.lib.format.open_memmap(partial / "images.npy", mode="w+", dtype=np.uint8, shape=shape)
         texts = [""] * count
         with tqdm(total=count, disable=not progress, unit="img", desc=f"seed {seed}") as bar:
-            for first, chunk_texts, chunk_images in _rendered_chunks(seed, ranges, length, min(workers, len(ranges))):
+            for first, chunk_texts, chunk_images in _rendered_chunks(seed, ranges, style, min(workers, len(ranges))):
                 rows = slice(first - start, first - start + len(chunk_texts))
                 images[rows], texts[rows] = chunk_images, chunk_texts
                 bar.update(len(chunk_texts))
         images.flush()
-        labels, lengths = _encode(texts, ALPHABET)
+        labels, lengths = _encode(texts, style.alphabet, width=style.length[1])
         np.save(partial / "labels.npy", labels)
         np.save(partial / "lengths.npy", lengths)
         with open(partial / "meta.json", "w", encoding="utf-8") as f:
@@ -377,7 +466,7 @@ def merge(parts: list, out_dir: PathLike, *, remove: bool = False) -> Path:
     return out_dir
 
 
-def generate_distributed(n: int, seed: int, out_dir: PathLike, *, length: int = LENGTH,
+def generate_distributed(n: int, seed: int, out_dir: PathLike, *, style: Optional[Style] = None,
                          workers: Optional[int] = None, progress: bool = True) -> Path:
     """``generate`` shared by the processes of a ``torch.distributed`` group (every rank
     calls it): each renders its contiguous share of the ``n`` samples, then rank 0 joins
@@ -397,7 +486,7 @@ def generate_distributed(n: int, seed: int, out_dir: PathLike, *, length: int = 
     part = parts_root / f"rank-{ctx.rank}"
     shutil.rmtree(part, ignore_errors=True)  # left by an interrupted run
     if len(share):
-        generate(n, seed, part, workers=workers, length=length, progress=progress and ctx.main,
+        generate(n, seed, part, style=style, workers=workers, progress=progress and ctx.main,
                  start=share.start, stop=share.stop)
     distributed.barrier()
     if ctx.main:
@@ -431,7 +520,7 @@ def load(directory: PathLike, mmap: bool = True) -> CaptchaDataset:
     count = meta["stop"] - meta["start"]
     expected = {
         "images": (count, meta["height"], meta["width"]),
-        "labels": (count, meta["length"]),
+        "labels": (count, max(np.atleast_1d(meta["length"]))),  # an int, or a [min, max] range
         "lengths": (count,),
     }
     for name, array in zip(expected, (images, labels, lengths)):
@@ -445,25 +534,31 @@ def synthetic(
     split: str,
     n: int,
     *,
-    length: int = LENGTH,
+    style: Optional[Style] = None,
     workers: Optional[int] = None,
     progress: bool = True,
 ) -> CaptchaDataset:
-    """The ``n``-sample synthetic ``split`` (a key of ``SPLIT_SEEDS``), generated under ``root`` unless cached there."""
+    """The ``n``-sample synthetic ``split`` (a key of ``SPLIT_SEEDS``) of ``style``
+    (default: the reference task's), generated under ``root`` unless cached there. The
+    cache's name holds the style's key, and a cache whose recorded style differs is
+    refused, so caches of different styles never mix."""
     root = _check_path(root, "root")
     if split not in SPLIT_SEEDS:
         raise ValueError(f"split must be one of {sorted(SPLIT_SEEDS)}, got {split!r}")
     n = _check_int(n, "n", 1)
-    length = _check_int(length, "length", 1)
+    style = Style() if style is None else style
     seed = SPLIT_SEEDS[split]
-    directory = root / f"{split}-n{n}-len{length}-seed{seed}"
+    directory = root / f"{split}-n{n}-{style.key()}-seed{seed}"
     if not (directory / "meta.json").is_file():
         from . import distributed
 
         if distributed.context().world > 1:  # under torchrun: every rank renders a share
-            generate_distributed(n, seed, directory, workers=workers, length=length, progress=progress)
+            generate_distributed(n, seed, directory, style=style, workers=workers, progress=progress)
         else:
-            generate(n, seed, directory, workers=workers, length=length, progress=progress)
+            generate(n, seed, directory, style=style, workers=workers, progress=progress)
+    recorded = {k: _read_meta(directory).get(k, []) for k in style.meta()}  # caches before fonts were recorded: []
+    if recorded != style.meta():
+        raise ValueError(f"{directory} holds CAPTCHAs of another style than the one asked for; delete it")
     return load(directory)
 
 
@@ -584,6 +679,38 @@ def _int_at_least(minimum: int):
     return parse
 
 
+STYLE_OPTIONS = ("alphabet", "length", "height", "width", "fonts", "font_sizes")
+"""The ``Style`` fields that ``add_style_arguments`` turns into command-line options."""
+
+
+def add_style_arguments(parser: argparse.ArgumentParser) -> None:
+    """--alphabet, --length, --height, --width, --fonts, --font-sizes; unset options
+    are None (``style_of`` then takes ``Style``'s defaults)."""
+    names = ", ".join(ALPHABETS)
+    parser.add_argument("--alphabet", help=f"a named alphabet ({names}) or the characters themselves "
+                        "(default: alnum, the 62 of the reference task)")
+    parser.add_argument("--length", help=f"characters per label: N or MIN-MAX, e.g. 4-6 (default: {LENGTH})")
+    parser.add_argument("--height", type=_int_at_least(1), help=f"image height (default: {HEIGHT})")
+    parser.add_argument("--width", type=_int_at_least(1), help=f"image width (default: {WIDTH})")
+    parser.add_argument("--fonts", nargs="+", metavar="FONT", help="TrueType/OpenType files (default: the "
+                        "captcha package's bundled fonts)")
+    parser.add_argument("--font-sizes", nargs="+", type=_int_at_least(1), metavar="PX",
+                        help=f"font sizes drawn from (default: {' '.join(map(str, FONT_SIZES))})")
+
+
+def style_of(options) -> Style:
+    """The ``Style`` of an object with the ``STYLE_OPTIONS`` attributes (parsed
+    arguments, a training config), None meaning the default; ``length`` may be a string
+    (``"4-6"``). Raises ValueError naming a bad option."""
+    given = {k: getattr(options, k) for k in STYLE_OPTIONS if getattr(options, k, None) is not None}
+    if isinstance(given.get("length"), str):
+        given["length"] = parse_length(given["length"])
+    for key in ("fonts", "font_sizes"):
+        if key in given:
+            given[key] = tuple(given[key])
+    return Style(**given)
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m crnn_fast.data",
@@ -594,11 +721,15 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--seed", type=_int_at_least(0), required=True, help=f"set seed; the splits use {SPLIT_SEEDS}")
     parser.add_argument("--out", required=True, help="cache directory to create")
     parser.add_argument("--workers", type=_int_at_least(1), help="processes (default: all CPUs)")
-    parser.add_argument("--length", type=_int_at_least(1), default=LENGTH, help="characters per label")
+    add_style_arguments(parser)
     parser.add_argument("--start", type=_int_at_least(0), default=0, help="first index to render (for sharding)")
     parser.add_argument("--stop", type=_int_at_least(1), help="index to stop before (default: n)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
+    try:
+        style = style_of(args)
+    except (ValueError, TypeError) as err:
+        parser.error(str(err))
 
     began = time.perf_counter()
     from . import distributed
@@ -608,7 +739,7 @@ def main(argv: Optional[list[str]] = None) -> None:
             parser.error("--start/--stop shard by hand; under torchrun the processes share the range themselves")
         ctx, _ = distributed.init("cpu")
         try:
-            out = generate_distributed(args.n, args.seed, args.out, workers=args.workers, length=args.length,
+            out = generate_distributed(args.n, args.seed, args.out, style=style, workers=args.workers,
                                        progress=not args.no_progress)
         except (ValueError, FileExistsError) as err:
             parser.error(str(err))
@@ -619,7 +750,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         return
     try:
         out = generate(
-            args.n, args.seed, args.out, workers=args.workers, length=args.length,
+            args.n, args.seed, args.out, style=style, workers=args.workers,
             progress=not args.no_progress, start=args.start, stop=args.stop,
         )
     except (ValueError, FileExistsError) as err:

@@ -56,6 +56,14 @@ class TrainConfig:
     val_dir: Optional[str] = None
     test_dir: Optional[str] = None
     val_split: float = 0.1  # with train_dir: share of it held out for validation (and for test without test_dir)
+    # The synthetic data's style (data.Style; None: the reference task's). With train_dir,
+    # alphabet (default: the folder's characters), height and width apply to the folder.
+    alphabet: Optional[str] = None
+    length: Optional[str] = None
+    height: Optional[int] = None
+    width: Optional[int] = None
+    fonts: Optional[list] = None
+    font_sizes: Optional[list] = None
     out: str = "runs/default"
     device: str = "auto"
     precision: str = "auto"  # the network's: "bf16", "float32", or "auto" (bf16 where native_bf16 says so)
@@ -89,9 +97,12 @@ def load_split(config: TrainConfig, split: str, alphabet: Optional[str] = None,
                progress: bool = True) -> data.CaptchaDataset:
     folder = {"train": config.train_dir, "val": config.val_dir, "test": config.test_dir}[split]
     n = {"train": config.n_train, "val": config.n_val, "test": config.n_test}[split]
+    style = data.style_of(config)
     if folder is None:
-        return data.synthetic(config.data_dir, split, n, progress=progress)
-    return load_eval_data(folder, alphabet, n, config.data_dir, 40, 150)
+        return data.synthetic(config.data_dir, split, n, style=style, progress=progress)
+    if alphabet is None and config.alphabet is not None:
+        alphabet = style.alphabet
+    return load_eval_data(folder, alphabet, n, config.data_dir, style.height, style.width)
 
 
 def load_data(config: TrainConfig, alphabet: Optional[str] = None, progress: bool = True) -> dict:
@@ -441,6 +452,7 @@ def main(argv=None) -> int:
     parser.add_argument("--train-dir", help="train on a folder of labelled images (or a crnn_fast.data cache)")
     parser.add_argument("--val-dir", help="validation folder (default: held out of --train-dir, or synthetic)")
     parser.add_argument("--test-dir", help="test folder (default: held out of --train-dir, or synthetic)")
+    data.add_style_arguments(parser)
     parser.add_argument("--val-split", type=fraction,
                         help="with --train-dir: share held out for validation, and again for test without "
                              "--test-dir (default: 0.1)")

@@ -7,6 +7,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import captcha.image
 import numpy as np
@@ -49,11 +50,11 @@ def test_samples_have_the_reference_shape_alphabet_and_length(base):
 
 
 def test_meta_records_how_the_cache_was_made(tmp_path):
-    out = data.generate(3, 5, tmp_path / "c", workers=1, length=4, progress=False)
+    out = data.generate(3, 5, tmp_path / "c", workers=1, style=data.Style(length=4), progress=False)
     meta = data._read_meta(out)
     assert meta | {"captcha_version": None, "pillow_version": None} == {
         "format_version": data.FORMAT_VERSION, "alphabet": data.ALPHABET, "n": 3, "seed": 5, "start": 0, "stop": 3,
-        "length": 4, "height": 40, "width": 150, "font_sizes": [26, 30, 34],
+        "length": 4, "height": 40, "width": 150, "font_sizes": [26, 30, 34], "fonts": [],
         "captcha_version": None, "pillow_version": None,
     }
     assert meta["captcha_version"] == captcha.__version__
@@ -62,8 +63,8 @@ def test_meta_records_how_the_cache_was_made(tmp_path):
 
 def test_label_streams_are_pinned():
     # Depends only on SeedSequence and random.Random, not on captcha: a change here changes every split.
-    assert data._render_range(0, 0, 3, 5)[0] == ["nvnmh", "VxZMv", "AJ7f4"]
-    assert data._render_range(2, 1, 3, 5)[0] == ["NnlUS", "HboiI"]
+    assert data._render_range(0, 0, 3, data.Style())[0] == ["nvnmh", "VxZMv", "AJ7f4"]
+    assert data._render_range(2, 1, 3, data.Style())[0] == ["NnlUS", "HboiI"]
 
 
 def test_same_seed_gives_identical_arrays(base, tmp_path):
@@ -103,11 +104,11 @@ def test_load_memory_maps_read_only(base, tmp_path):
 def test_interrupted_generation_leaves_nothing_loadable(tmp_path, monkeypatch):
     render, calls = data._render_range, []
 
-    def fail_on_second_chunk(seed, start, stop, length):
+    def fail_on_second_chunk(seed, start, stop, style):
         calls.append(start)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return render(seed, start, stop, length)
+        return render(seed, start, stop, style)
 
     monkeypatch.setattr(data, "_render_range", fail_on_second_chunk)
     with pytest.raises(KeyboardInterrupt):
@@ -161,7 +162,7 @@ def test_synthetic_splits_generate_once_and_ignore_leftovers(tmp_path, monkeypat
     val = data.synthetic(tmp_path, "val", 6, workers=1, progress=False)
     directory = tmp_path / "val-n6-len5-seed1"
     assert data._read_meta(directory)["seed"] == data.SPLIT_SEEDS["val"] == 1
-    assert val.texts() == data._render_range(1, 0, 6, 5)[0]
+    assert val.texts() == data._render_range(1, 0, 6, data.Style())[0]
 
     monkeypatch.setattr(data, "generate", lambda *a, **k: pytest.fail("a complete cache was generated again"))
     assert_same(data.synthetic(tmp_path, "val", 6, progress=False), val)
@@ -185,7 +186,7 @@ def test_synthetic_refuses_to_overwrite_an_incomplete_directory(tmp_path):
         (dict(seed="0"), TypeError, "seed must be an int, got str"),
         (dict(out_dir=3), TypeError, "out_dir must be a str or os.PathLike"),
         (dict(workers=0), ValueError, "workers must be >= 1"),
-        (dict(length=0), ValueError, "length must be >= 1"),
+        (dict(style="5"), TypeError, "style must be a crnn_fast.data.Style, got str"),
         (dict(progress=1), TypeError, "progress must be a bool"),
         (dict(start=-1), ValueError, "start must be >= 0"),
         (dict(stop=5), ValueError, r"0 <= start < stop <= n = 4, got start=0, stop=5"),
@@ -372,7 +373,12 @@ def test_cli_as_a_module_with_worker_processes(base, tmp_path):
         (["--n", "0", "--seed", "0"], "argument --n/--size: must be an integer >= 1, got '0'"),
         (["--n", "ten", "--seed", "0"], "argument --n/--size: must be an integer >= 1, got 'ten'"),
         (["--n", "3", "--seed", "-2"], "argument --seed: must be an integer >= 0"),
-        (["--n", "3", "--seed", "0", "--length", "0"], "argument --length: must be an integer >= 1"),
+        (["--n", "3", "--seed", "0", "--length", "0"], "length must be >= 1"),
+        (["--n", "3", "--seed", "0", "--length", "6-4"], "min <= max"),
+        (["--n", "3", "--seed", "0", "--length", "five"], "length must be N or MIN-MAX, got 'five'"),
+        (["--n", "3", "--seed", "0", "--alphabet", "aab"], "alphabet must not repeat characters"),
+        (["--n", "3", "--seed", "0", "--fonts", "nope.ttf"], "fonts: cannot load nope.ttf"),
+        (["--n", "3", "--seed", "0", "--height", "0"], "argument --height: must be an integer >= 1"),
         (["--n", "3", "--seed", "0", "--workers", "0"], "argument --workers: must be an integer >= 1"),
         (["--n", "3", "--seed", "0", "--stop", "9"], r"start < stop <= n = 3, got start=0, stop=9"),
         (["--n", "3"], "the following arguments are required: --seed"),
@@ -403,3 +409,56 @@ def test_split_holds_out_disjoint_deterministic_parts(base):
 def test_split_rejects(base, fraction, parts, match):
     with pytest.raises(ValueError, match=match):
         data.split(base, fraction, parts, seed=0)
+
+
+
+# ---------------------------------------------------------------- styles
+
+FONT = Path(captcha.image.DEFAULT_FONTS[0])  # a font file that every install has
+
+
+def test_style_options_render_what_they_say(tmp_path):
+    style = data.Style(alphabet="digits", length=(3, 6), height=32, width=100, fonts=(str(FONT),), font_sizes=(20, 24))
+    cache = data.load(data.generate(40, 0, tmp_path / "c", style=style, workers=1, progress=False))
+    assert cache.images.shape == (40, 32, 100) and cache.alphabet == "0123456789"
+    assert cache.labels.shape == (40, 6) and set(np.asarray(cache.lengths)) == {3, 4, 5, 6}
+    assert all(t.isdigit() for t in cache.texts())
+    meta = data._read_meta(tmp_path / "c")
+    assert meta["length"] == [3, 6] and meta["fonts"] == [{"name": FONT.name, "sha256": meta["fonts"][0]["sha256"]}]
+    assert meta["font_sizes"] == [20, 24] and (meta["height"], meta["width"]) == (32, 100)
+
+
+def test_styles_never_share_a_cache(tmp_path):
+    default = data.synthetic(tmp_path, "val", 4, workers=1, progress=False)
+    digits = data.synthetic(tmp_path, "val", 4, style=data.Style(alphabet="digits"), workers=1, progress=False)
+    assert default.alphabet == data.ALPHABET and digits.alphabet == "0123456789"
+    other = f"val-n4-{data.Style(alphabet='digits').key()}-seed1"
+    names = ["val-n4-len5-seed1", other]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names) and other.startswith("val-n4-len5-")
+    assert data.Style(alphabet="alnum", length=(5, 5)) == data.Style() and data.Style().key() == "len5"
+    assert data.Style(alphabet="digits").key() != data.Style(alphabet="lower").key()
+    assert data.Style(fonts=(str(FONT),)).key() != data.Style().key()
+    # a cache under a style's name that holds another style is refused, not used
+    os.rename(tmp_path / names[1], tmp_path / "swap")
+    os.rename(tmp_path / names[0], tmp_path / names[1])
+    with pytest.raises(ValueError, match="holds CAPTCHAs of another style"):
+        data.synthetic(tmp_path, "val", 4, style=data.Style(alphabet="digits"), workers=1, progress=False)
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(length=(4,)), "int or a \\(min, max\\) pair"),
+                                           (dict(length=0), "length must be >= 1"),
+                                           (dict(font_sizes=()), "font_sizes must not be empty"),
+                                           (dict(width=0), "width must be >= 1"),
+                                           (dict(alphabet=""), "alphabet must not be empty")])
+def test_style_rejects(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        data.Style(**kwargs)
+
+
+def test_cli_style_options(tmp_path, capsys):
+    out = tmp_path / "c"
+    data.main(["--n", "6", "--seed", "0", "--out", str(out), "--workers", "1", "--no-progress", "--alphabet", "AB12",
+               "--length", "2-3", "--width", "80", "--fonts", str(FONT)])
+    cache = data.load(out)
+    assert cache.alphabet == "AB12" and cache.images.shape[1:] == (40, 80)
+    assert set("".join(cache.texts())) <= set("AB12") and set(np.asarray(cache.lengths)) <= {2, 3}

@@ -260,6 +260,37 @@ def test_predict_cli_rejects_bad_arguments(argv, tmp_path, capsys):
     assert exit_info.value.code == 2 and "--min-confidence" in capsys.readouterr().err
 
 
+def test_train_on_a_synthetic_style(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["--preset", "tiny", "--alphabet", "digits", "--length", "3-4", "--width", "100", "--n-train", "32",
+            "--n-val", "8", "--n-test", "8", "--epochs", "1", "--batch-size", "8", "--device", "cpu",
+            "--data-dir", str(tmp_path / "data"), "--out", str(out), "--no-progress"]
+    assert train.main(argv) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["model_config"]["alphabet"] == "0123456789" and report["model_config"]["width"] == 100
+    assert report["train_config"]["length"] == "3-4" and report["test"]["count"] == 8
+    key = data.Style(alphabet="digits", length=(3, 4), width=100).key()
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == [f"{s}-n{n}-{key}-seed{seed}" for s, n, seed in
+                                                                    [("test", 8, 2), ("train", 32, 0), ("val", 8, 1)]]
+    assert train.main([*argv, "--length", "4-3"]) == 2
+    assert "min <= max" in capsys.readouterr().err
+
+
+def test_train_dir_labels_outside_the_alphabet_are_named(tiny_set, tmp_path, capsys):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    dataset = data.load(tiny_set)
+    for i in range(16):
+        Image.fromarray(dataset.images[i]).save(folder / f"{dataset.text(i)}.png")
+    argv = ["--preset", "tiny", "--train-dir", str(folder), "--alphabet", "lower", "--device", "cpu",
+            "--out", str(tmp_path / "run"), "--no-progress"]
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err
+    bad = next(t for t in sorted(dataset.texts()) if set(t) - set(data.ALPHABETS["lower"]))  # the first file named
+    assert f"{bad}.png: label {bad!r} has characters not in the alphabet" in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_case_fold_map():
     fold = evaluate.case_fold_map("aAb0")
     assert fold.tolist() == [0, 1, 1, 3, 4]
