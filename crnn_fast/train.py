@@ -68,6 +68,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"  # the network's: "bf16", "float32", or "auto" (bf16 where native_bf16 says so)
     init: Optional[str] = None  # start from this checkpoint's weights ("default": the shipped model)
+    min_steps: Optional[int] = None  # small data: at least this many steps, batches that fit (fit_to_data)
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -83,6 +84,8 @@ PRESETS = {
     "tiny": dict(epochs=2, batch_size=16, lr=2e-3, n_train=64, n_val=16, n_test=16),
 }
 
+
+FOLDER_MIN_STEPS = 1500  # --train-dir without --epochs/--batch-size: fit_to_data's step budget
 
 # A fine-tuned model starts near a good solution: a lower peak learning rate keeps the
 # first steps on new data from undoing what it learnt (a common starting point, not yet
@@ -103,6 +106,20 @@ def load_split(config: TrainConfig, split: str, alphabet: Optional[str] = None,
     if alphabet is None and config.alphabet is not None:
         alphabet = style.alphabet
     return load_eval_data(folder, alphabet, n, config.data_dir, style.height, style.width)
+
+
+def fit_to_data(config: TrainConfig, n: int, world: int = 1) -> TrainConfig:
+    """With ``config.min_steps`` set (the CLI sets it for a --train-dir folder unless
+    --epochs or --batch-size is given): batches of at most an eighth of the ``n``
+    training images (a multiple of ``world``, the processes), and enough epochs for at
+    least ``min_steps`` steps; else ``config`` unchanged. The presets are sized for
+    tens of thousands of images: 8 epochs of a few hundred images would be a handful of
+    steps. Idempotent, so a resumed run makes the same choice."""
+    if config.min_steps is None:
+        return config
+    batch = max(world, min(config.batch_size, n // 8) // world * world)
+    epochs = max(config.epochs, math.ceil(config.min_steps / max(1, n // batch)))
+    return dataclasses.replace(config, batch_size=batch, epochs=epochs)
 
 
 def load_data(config: TrainConfig, alphabet: Optional[str] = None, progress: bool = True) -> dict:
@@ -253,13 +270,17 @@ def _train(config: TrainConfig, resume: bool, progress: bool, ctx: distributed.C
     state = checkpoint.load(out / "last.pt") if resume else None
     if state is not None:
         config = TrainConfig(**{**state["train_config"], "epochs": config.epochs, "device": config.device})
+    sets = load_data(config, None if state is None else state["model_config"]["alphabet"], progress)
+    train_set, val_set = sets["train"], sets["val"]
+    config = fit_to_data(config, len(train_set), ctx.world)
     if config.batch_size % ctx.world:
         raise ValueError(f"batch_size {config.batch_size} (the global batch) must be a multiple of the number "
                          f"of processes, {ctx.world}")
     local_batch = config.batch_size // ctx.world
-
-    sets = load_data(config, None if state is None else state["model_config"]["alphabet"], progress)
-    train_set, val_set = sets["train"], sets["val"]
+    if config.min_steps is not None and ctx.main:
+        print(f"small training set: batch {config.batch_size}, {config.epochs} epochs of "
+              f"{len(train_set) // config.batch_size} steps (at least {config.min_steps} steps; --epochs or "
+              "--batch-size choose yourself)", file=sys.stderr)
     alphabet = train_set.alphabet if state is None else state["model_config"]["alphabet"]
     height, width = train_set.images.shape[1:]
     model_config = ModelConfig(alphabet=alphabet, arch=config.arch, height=height, width=width)
@@ -413,6 +434,8 @@ def build_config(args) -> TrainConfig:
     values = {"preset": preset, **PRESETS[preset]}
     if args.init is not None:
         values["lr"] *= FINETUNE_LR
+    if args.train_dir is not None and args.epochs is None and args.batch_size is None:
+        values["min_steps"] = FOLDER_MIN_STEPS
     for field in dataclasses.fields(TrainConfig):
         given = getattr(args, field.name, None)
         if given is not None and field.name != "preset":
@@ -437,12 +460,14 @@ def fraction(text):
     return value
 
 
-def main(argv=None) -> int:
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m crnn_fast.train", description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), help="recipe defaults (default: gpu with a GPU, else cpu)")
     parser.add_argument("--arch", choices=sorted(ARCHS))
-    parser.add_argument("--epochs", type=positive(int))
-    parser.add_argument("--batch-size", type=positive(int))
+    parser.add_argument("--epochs", type=positive(int), help="default: the preset's; for a --train-dir folder "
+                        f"given neither this nor --batch-size, enough for {FOLDER_MIN_STEPS} steps")
+    parser.add_argument("--batch-size", type=positive(int), help="the global batch (default: the preset's; for a "
+                        "--train-dir folder, at most an eighth of its training images)")
     parser.add_argument("--lr", type=positive(float))
     parser.add_argument("--seed", type=int)
     parser.add_argument("--n-train", type=positive(int), help="synthetic training images")
@@ -467,7 +492,11 @@ def main(argv=None) -> int:
                              f"the learning rate defaults to {FINETUNE_LR:g} x the preset's")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = make_parser().parse_args(argv)
     try:
         config = build_config(args)
         test = train(config, resume=args.resume, progress=not args.no_progress)

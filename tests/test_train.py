@@ -1,6 +1,7 @@
 """Training, checkpoints, evaluate and predict, end to end on tiny CPU runs."""
 
 import csv
+import dataclasses
 import json
 import math
 import signal
@@ -289,6 +290,21 @@ def test_train_dir_labels_outside_the_alphabet_are_named(tiny_set, tmp_path, cap
     bad = next(t for t in sorted(dataset.texts()) if set(t) - set(data.ALPHABETS["lower"]))  # the first file named
     assert f"{bad}.png: label {bad!r} has characters not in the alphabet" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_fit_to_data_sizes_small_folders():
+    config = train.TrainConfig(epochs=8, batch_size=64, min_steps=1500)
+    small = train.fit_to_data(config, 90)
+    assert (small.batch_size, small.epochs) == (11, 188)  # 8 steps an epoch, 1504 steps
+    assert train.fit_to_data(small, 90) == small  # a resumed run decides the same
+    assert train.fit_to_data(config, 90, world=2).batch_size == 10
+    assert train.fit_to_data(config, 5).batch_size == 1
+    big = train.fit_to_data(config, 100_000)
+    assert (big.batch_size, big.epochs) == (64, 8)
+    assert train.fit_to_data(dataclasses.replace(config, min_steps=None), 90) == dataclasses.replace(config, min_steps=None)
+    args = ["--train-dir", "x", "--device", "cpu"]
+    assert train.build_config(train.make_parser().parse_args(args)).min_steps == train.FOLDER_MIN_STEPS
+    assert train.build_config(train.make_parser().parse_args([*args, "--epochs", "3"])).min_steps is None
 
 
 def test_case_fold_map():
