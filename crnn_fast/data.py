@@ -208,11 +208,13 @@ class Style:
         if lengths[0] > lengths[1]:
             raise ValueError(f"length must be a (min, max) range with min <= max, got {self.length!r}")
         set_("length", lengths)
-        _check_int(self.height, "height", 1), _check_int(self.width, "width", 1)
+        _check_int(self.height, "height", 1)
+        _check_int(self.width, "width", 1)
         set_("font_sizes", tuple(_check_int(v, "font_sizes", 1) for v in self.font_sizes))
         if not self.font_sizes:
             raise ValueError("font_sizes must not be empty")
-        set_("fonts", tuple(str(_check_path(f, "fonts")) for f in self.fonts))
+        fonts = (self.fonts,) if isinstance(self.fonts, (str, os.PathLike)) else self.fonts
+        set_("fonts", tuple(str(_check_path(f, "fonts")) for f in fonts))
         for font in self.fonts:
             try:
                 ImageFont.truetype(font, self.font_sizes[0])

@@ -438,6 +438,7 @@ def test_styles_never_share_a_cache(tmp_path):
     assert data.Style(alphabet="alnum", length=(5, 5)) == data.Style() and data.Style().key() == "len5"
     assert data.Style(alphabet="digits").key() != data.Style(alphabet="lower").key()
     assert data.Style(fonts=(str(FONT),)).key() != data.Style().key()
+    assert data.Style(fonts=FONT) == data.Style(fonts=[str(FONT)])  # one font may be given alone
     # a cache under a style's name that holds another style is refused, not used
     os.rename(tmp_path / names[1], tmp_path / "swap")
     os.rename(tmp_path / names[0], tmp_path / names[1])
@@ -462,3 +463,15 @@ def test_cli_style_options(tmp_path, capsys):
     cache = data.load(out)
     assert cache.alphabet == "AB12" and cache.images.shape[1:] == (40, 80)
     assert set("".join(cache.texts())) <= set("AB12") and set(np.asarray(cache.lengths)) <= {2, 3}
+
+
+def test_realstyle_fixture_is_reproducible_and_loads(tmp_path):
+    """tests/realstyle.py, the unseen style of the fine-tuning checks, renders the same
+    images for the same (seed, index) and loads as a labelled folder."""
+    import realstyle
+
+    a, b = realstyle.write(tmp_path / "a", 4, seed=3), realstyle.write(tmp_path / "b", 4, seed=3)
+    assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
+    folder = data.load_folder(tmp_path / "a", alphabet=realstyle.ALPHABET)
+    assert len(folder) == 4 and all(len(t) == 5 for t in folder.texts())
+    assert folder.texts() != data.load_folder(realstyle.write(tmp_path / "c", 4, seed=4)[0].parent).texts()
