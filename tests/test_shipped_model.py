@@ -1,0 +1,70 @@
+"""The pretrained model shipped in the package: it loads with one call, the CLIs use it
+without --checkpoint, and it reads CAPTCHAs of its generator that no split contains."""
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+import crnn_fast
+from crnn_fast import checkpoint, data, evaluate, info, predict
+
+UNSEEN_SEED = 9_001  # not a split seed (data.SPLIT_SEEDS): images the model never saw
+
+
+@pytest.fixture(scope="module")
+def unseen(tmp_path_factory):
+    assert UNSEEN_SEED not in data.SPLIT_SEEDS.values()
+    return data.load(data.generate(200, UNSEEN_SEED, tmp_path_factory.mktemp("unseen") / "set", workers=1,
+                                   progress=False))
+
+
+def test_load_model_reads_unseen_captchas(unseen):
+    model = crnn_fast.load_model()
+    assert not model.training and model.config.alphabet == data.ALPHABET
+    assert (model.config.height, model.config.width) == (data.HEIGHT, data.WIDTH)
+    result = evaluate.evaluate(model, unseen, "cpu", progress=False)
+    # The model card reports its accuracy on 10,000 test images; 200 unseen ones must
+    # come close (this bound sits several standard errors below it).
+    assert result["exact"] >= 0.75 and result["char_acc"] >= 0.93, result
+
+
+def test_predict_cli_without_checkpoint(unseen, tmp_path, capsys):
+    paths = []
+    for i in range(20):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(unseen.images[i]).save(path)
+        paths.append(str(path))
+    assert predict.main(["--device", "cpu", *paths]) == 0
+    lines = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert [line[0] for line in lines] == paths
+    right = sum(text == unseen.text(i) for i, (_, text, _) in enumerate(lines))
+    assert right >= 14, lines
+
+
+def test_evaluate_cli_without_checkpoint(unseen, tmp_path, capsys):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for i in range(16):
+        Image.fromarray(unseen.images[i]).save(folder / f"{unseen.text(i)}.png")
+    assert evaluate.main(["--data", str(folder), "--device", "cpu", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["count"] == 16 and result["exact"] >= 0.6
+
+
+def test_missing_shipped_model_is_explained(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(checkpoint, "DEFAULT_MODEL", tmp_path / "gone.pt")
+    with pytest.raises(FileNotFoundError, match="shipped model .*gone.pt is missing"):
+        crnn_fast.load_model()
+    assert predict.main(["--device", "cpu", str(tmp_path / "x.png")]) == 2
+    assert "gone.pt is missing" in capsys.readouterr().err
+    assert info.collect()["shipped_model"] is None
+
+
+def test_shipped_file_is_weights_only_and_small():
+    state = torch.load(checkpoint.DEFAULT_MODEL, weights_only=True)
+    assert set(state) == {"model", "model_config", "info"}
+    assert all(v.dtype != torch.float32 for v in state["model"].values())
+    assert checkpoint.DEFAULT_MODEL.stat().st_size < 4_000_000
+    assert info.collect()["shipped_model"] == str(checkpoint.DEFAULT_MODEL)
