@@ -13,7 +13,7 @@ from torch import nn
 ARCHS = {
     # Four conv blocks with BatchNorm; the width is pooled only twice, so a 150-px image
     # gives 37 frames (>= 2 * 5 + 1 for 5-character labels with repeats); a 2-layer BiGRU
-    # (a BiLSTM runs 1.3x faster on the CPU under bf16, but stayed on CTC's initial
+    # (a BiLSTM runs 1.1-1.2x faster on the CPU under bf16, but stayed on CTC's initial
     # plateau after 600 steps of the CPU preset, where the BiGRU left it after ~400).
     "default": dict(channels=[32, 64, 128, 192], pools=[[2, 2], [2, 2], [2, 1], [2, 1]], batch_norm=True,
                     rnn="gru", hidden=128, layers=2, dropout=0.1),
@@ -65,7 +65,7 @@ class CRNN(nn.Module):
         if height < 1 or width < 1:
             raise ValueError(f"a {config.height}x{config.width} image is too small for arch {config.arch!r}")
         # channels_last: oneDNN's and cuDNN's convolutions run faster on NHWC (measured on
-        # the 2-core CPU: 1.6x for a whole training step in float32, 1.3x under bf16).
+        # the 2-core CPU: 1.3-1.5x for a whole training step in float32).
         self.cnn = nn.Sequential(*blocks).to(memory_format=torch.channels_last)
         self.frames = width
         rnn_cls = {"gru": nn.GRU, "lstm": nn.LSTM}[arch["rnn"]]
