@@ -558,8 +558,8 @@ def synthetic(
             generate_distributed(n, seed, directory, style=style, workers=workers, progress=progress)
         else:
             generate(n, seed, directory, style=style, workers=workers, progress=progress)
-    recorded = {k: _read_meta(directory).get(k, []) for k in style.meta()}  # caches before fonts were recorded: []
-    if recorded != style.meta():
+    expected, meta = style.meta(), _read_meta(directory)
+    if {k: meta.get(k, []) for k in expected} != expected:  # caches made before fonts were recorded: []
         raise ValueError(f"{directory} holds CAPTCHAs of another style than the one asked for; delete it")
     return load(directory)
 

@@ -10,6 +10,7 @@ op; only the metric sums and the few misread samples' strings come to the host.
 """
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -47,6 +48,7 @@ def case_fold_map(alphabet: str) -> torch.Tensor:
     return torch.tensor([0] + [ids.get(ch.lower(), ids[ch]) for ch in alphabet], dtype=torch.int64)
 
 
+@functools.cache  # asked per training step and per evaluated batch; the answer never changes
 def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes in bfloat16 natively: GPUs that support it, and CPUs
     with AVX512-BF16 or AMX (where oneDNN's bf16 convolutions and RNNs run about twice

@@ -129,15 +129,19 @@ def load_data(config: TrainConfig, alphabet: Optional[str] = None, progress: boo
     data, which would not share the folder's style or alphabet."""
     sets = {"train": load_split(config, "train", alphabet, progress=progress)}
     alphabet = alphabet or sets["train"].alphabet
-    held = [s for s in ("val", "test") if config.train_dir is not None and getattr(config, f"{s}_dir") is None]
+    held = held_out(config)
     if held:
         sets["train"], *parts = data.split(sets["train"], config.val_split, len(held), config.seed)
         sets.update(zip(held, parts))
     for name in ("val", "test"):
         if name not in sets:
             sets[name] = load_split(config, name, alphabet, progress=progress)
-    sets["held_out"] = held
     return sets
+
+
+def held_out(config: TrainConfig) -> list[str]:
+    """The splits ``load_data`` holds out of the train folder: those without a folder of their own."""
+    return [s for s in ("val", "test") if config.train_dir is not None and getattr(config, f"{s}_dir") is None]
 
 
 def augment(images: torch.Tensor, generator: torch.Generator, rows: Optional[slice] = None,
@@ -330,7 +334,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, ctx: distributed.C
     last_plot = -math.inf
     frames = model.frames
     if ctx.main:
-        held = " and ".join(f"{len(sets[name])} {name}" for name in sets["held_out"])
+        held = " and ".join(f"{len(sets[name])} {name}" for name in held_out(config))
         if held:
             held = f" ({held} held out of --train-dir: {config.val_split:.0%} each, by seed {config.seed})"
         print(f"training {config.arch} on {device}{f' x {ctx.world} processes' if ctx.world > 1 else ''}: "
