@@ -51,7 +51,7 @@ def test_samples_have_the_reference_shape_alphabet_and_length(base):
 
 def test_meta_records_how_the_cache_was_made(tmp_path):
     out = data.generate(3, 5, tmp_path / "c", workers=1, style=data.Style(length=4), progress=False)
-    meta = data._read_meta(out)
+    meta = data.cache._read_meta(out)
     assert meta | {"captcha_version": None, "pillow_version": None} == {
         "format_version": data.FORMAT_VERSION, "alphabet": data.ALPHABET, "n": 3, "seed": 5, "start": 0, "stop": 3,
         "length": 4, "height": 40, "width": 150, "font_sizes": [26, 30, 34], "fonts": [],
@@ -63,8 +63,8 @@ def test_meta_records_how_the_cache_was_made(tmp_path):
 
 def test_label_streams_are_pinned():
     # Depends only on SeedSequence and random.Random, not on captcha: a change here changes every split.
-    assert data._render_range(0, 0, 3, data.Style())[0] == ["nvnmh", "VxZMv", "AJ7f4"]
-    assert data._render_range(2, 1, 3, data.Style())[0] == ["NnlUS", "HboiI"]
+    assert data.styles._render_range(0, 0, 3, data.Style())[0] == ["nvnmh", "VxZMv", "AJ7f4"]
+    assert data.styles._render_range(2, 1, 3, data.Style())[0] == ["NnlUS", "HboiI"]
 
 
 def test_same_seed_gives_identical_arrays(base, tmp_path):
@@ -102,7 +102,7 @@ def test_load_memory_maps_read_only(base, tmp_path):
 
 
 def test_interrupted_generation_leaves_nothing_loadable(tmp_path, monkeypatch):
-    render, calls = data._render_range, []
+    render, calls = data.styles._render_range, []
 
     def fail_on_second_chunk(seed, start, stop, style):
         calls.append(start)
@@ -110,7 +110,7 @@ def test_interrupted_generation_leaves_nothing_loadable(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return render(seed, start, stop, style)
 
-    monkeypatch.setattr(data, "_render_range", fail_on_second_chunk)
+    monkeypatch.setattr(data.styles, "_render_range", fail_on_second_chunk)
     with pytest.raises(KeyboardInterrupt):
         data.generate(8, 0, tmp_path / "cache", workers=1, progress=False)
     assert len(calls) == 2
@@ -143,7 +143,7 @@ def test_losing_the_rename_race(rival_seed, wins, tmp_path, monkeypatch):
         shutil.copytree(rival, dst)
         replace(src, dst)
 
-    monkeypatch.setattr(data.os, "replace", finish_rival_first)
+    monkeypatch.setattr(data.cache.os, "replace", finish_rival_first)
     out = tmp_path / "cache"
     if wins:
         assert data.generate(3, 0, out, workers=1, progress=False) == out
@@ -161,10 +161,10 @@ def test_synthetic_splits_generate_once_and_ignore_leftovers(tmp_path, monkeypat
     (killed / "images.npy").write_bytes(b"truncated")
     val = data.synthetic(tmp_path, "val", 6, workers=1, progress=False)
     directory = tmp_path / "val-n6-len5-seed1"
-    assert data._read_meta(directory)["seed"] == data.SPLIT_SEEDS["val"] == 1
-    assert val.texts() == data._render_range(1, 0, 6, data.Style())[0]
+    assert data.cache._read_meta(directory)["seed"] == data.SPLIT_SEEDS["val"] == 1
+    assert val.texts() == data.styles._render_range(1, 0, 6, data.Style())[0]
 
-    monkeypatch.setattr(data, "generate", lambda *a, **k: pytest.fail("a complete cache was generated again"))
+    monkeypatch.setattr(data.cache, "generate", lambda *a, **k: pytest.fail("a complete cache was generated again"))
     assert_same(data.synthetic(tmp_path, "val", 6, progress=False), val)
 
 
@@ -423,7 +423,7 @@ def test_style_options_render_what_they_say(tmp_path):
     assert cache.images.shape == (40, 32, 100) and cache.alphabet == "0123456789"
     assert cache.labels.shape == (40, 6) and set(np.asarray(cache.lengths)) == {3, 4, 5, 6}
     assert all(t.isdigit() for t in cache.texts())
-    meta = data._read_meta(tmp_path / "c")
+    meta = data.cache._read_meta(tmp_path / "c")
     assert meta["length"] == [3, 6] and meta["fonts"] == [{"name": FONT.name, "sha256": meta["fonts"][0]["sha256"]}]
     assert meta["font_sizes"] == [20, 24] and (meta["height"], meta["width"]) == (32, 100)
 
