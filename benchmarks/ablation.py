@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from crnn_fast import data, train
+from crnn_fast import augment, data, train
 from crnn_fast.evaluate import tokens_of
 from crnn_fast.model import ARCHS, CRNN, ModelConfig
 
@@ -68,7 +68,7 @@ def plateau(args) -> None:
     g, losses, start = torch.Generator().manual_seed(0), [], time.perf_counter()
     for step in range(args.steps):
         batch = slice(step * BATCH, (step + 1) * BATCH)
-        x = train.augment(images[batch].float() / 255, g)
+        x = augment.augment(images[batch].float() / 255, g)
         loss, _ = train.train_step(model, optimizer, x, targets[batch], lengths[batch], 5.0,
                                    train.PRECISIONS[args.precision])
         scheduler.step()

@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from . import checkpoint, data, distributed
+from . import augment, checkpoint, data, distributed
 from .evaluate import autocast, evaluate, format_report, load_eval_data, tokens_of
-from .model import ARCHS, CRNN, ModelConfig, transfer_weights
+from .model import ARCHS, CRNN, ModelConfig, transfer_cnn, transfer_weights
 
 
 PRECISIONS = {"auto": None, "bf16": True, "float32": False}  # --precision: train_step's bf16
@@ -39,7 +39,7 @@ class TrainConfig:
     """A training run's settings; saved in every checkpoint, so a run resumes as it started."""
 
     preset: str = "gpu"
-    arch: str = "default"
+    arch: Optional[str] = None  # None: "default", or with init the source's architecture
     epochs: int = 30
     batch_size: int = 256
     lr: float = 2e-3
@@ -47,6 +47,7 @@ class TrainConfig:
     warmup: float = 0.05  # share of all steps spent warming the learning rate up
     clip: float = 5.0
     augment: bool = True
+    augment_strength: float = 1.0  # augment.augment's strength
     seed: int = 0
     n_train: int = 100_000
     n_val: int = 2_000
@@ -57,7 +58,8 @@ class TrainConfig:
     test_dir: Optional[str] = None
     val_split: float = 0.1  # with train_dir: share of it held out for validation (and for test without test_dir)
     # The synthetic data's style (data.Style; None: the reference task's). With train_dir,
-    # alphabet (default: the folder's characters), height and width apply to the folder.
+    # alphabet (default: the folder's characters), height and width apply to the folder
+    # (default: the --init checkpoint's size, else the folder's images'; size_from_data).
     alphabet: Optional[str] = None
     length: Optional[str] = None
     height: Optional[int] = None
@@ -86,6 +88,10 @@ PRESETS = {
 
 
 FOLDER_MIN_STEPS = 1500  # --train-dir without --epochs/--batch-size: fit_to_data's step budget
+# ... and augment.augment's strength: fine-tuned on 100 images of a new style (arch local,
+# benchmarks/finetune_curve.py's set), 1.5 read 74.8% where the milder augmentation this
+# package had before (affine, contrast, noise) read 61.4%.
+FOLDER_AUGMENT = 1.5
 
 # A fine-tuned model starts near a good solution: a lower peak learning rate keeps the
 # first steps on new data from undoing what it learnt (a common starting point, not yet
@@ -106,6 +112,23 @@ def load_split(config: TrainConfig, split: str, alphabet: Optional[str] = None,
     if alphabet is None and config.alphabet is not None:
         alphabet = style.alphabet
     return load_eval_data(folder, alphabet, n, config.data_dir, style.height, style.width)
+
+
+def size_from_data(config: TrainConfig, source: Optional[dict] = None) -> TrainConfig:
+    """``config`` with the image size the model will read filled in where --height or
+    --width is not given: the size ``source`` (the --init checkpoint) reads, else for a
+    --train-dir folder the most common size of its images; else unchanged (the synthetic
+    style's default). Idempotent, so a resumed run reads what it read before."""
+    if config.height is not None and config.width is not None:
+        return config
+    if source is not None:
+        reads = ModelConfig(**source["model_config"])
+        size = reads.height, reads.width
+    elif config.train_dir is not None and not (Path(config.train_dir) / "meta.json").is_file():
+        size = data.folder_image_size(config.train_dir)
+    else:
+        return config
+    return dataclasses.replace(config, height=config.height or size[0], width=config.width or size[1])
 
 
 def fit_to_data(config: TrainConfig, n: int, world: int = 1) -> TrainConfig:
@@ -142,35 +165,6 @@ def load_data(config: TrainConfig, alphabet: Optional[str] = None, progress: boo
 def held_out(config: TrainConfig) -> list[str]:
     """The splits ``load_data`` holds out of the train folder: those without a folder of their own."""
     return [s for s in ("val", "test") if config.train_dir is not None and getattr(config, f"{s}_dir") is None]
-
-
-def augment(images: torch.Tensor, generator: torch.Generator, rows: Optional[slice] = None,
-            total: Optional[int] = None) -> torch.Tensor:
-    """Small random affine warps, contrast/brightness changes and noise, batched on the
-    images' device. ``images``: (B, H, W) float in [0, 1].
-
-    The random draws are made for a batch of ``total`` images (default B) of which
-    ``images`` are the ``rows``: the ranks of a distributed run, each holding a slice of
-    the global batch, then augment exactly as one process augmenting the whole batch."""
-    B = images.shape[0]
-    total = B if total is None else total
-    rows = slice(0, B) if rows is None else rows
-    rand = lambda *shape: torch.rand(total, *shape, generator=generator, device=images.device)[rows]  # noqa: E731
-    angle = (rand() - 0.5) * math.radians(6)
-    scale = 1 + (rand() - 0.5) * 0.12
-    shift = (rand(2) - 0.5) * 0.08
-    contrast = 0.75 + 0.5 * rand(1, 1)
-    brightness = (rand(1, 1) - 0.5) * 0.2
-    noise = torch.randn((total, *images.shape[1:]), generator=generator, device=images.device)[rows]
-    theta = torch.zeros(B, 2, 3, device=images.device)
-    theta[:, 0, 0], theta[:, 0, 1] = torch.cos(angle) / scale, -torch.sin(angle) / scale
-    theta[:, 1, 0], theta[:, 1, 1] = torch.sin(angle) / scale, torch.cos(angle) / scale
-    theta[:, :, 2] = shift
-    grid = F.affine_grid(theta, (B, 1, *images.shape[1:]), align_corners=False)
-    x = F.grid_sample(images.unsqueeze(1), grid, padding_mode="border", align_corners=False).squeeze(1)
-    x = (x - 0.5) * contrast + 0.5 + brightness
-    x = x + 0.03 * noise
-    return x.clamp_(0, 1)
 
 
 def lr_lambda(total_steps: int, warmup: float):
@@ -272,8 +266,12 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
 def _train(config: TrainConfig, resume: bool, progress: bool, ctx: distributed.Context, device: torch.device,
            out: Path) -> dict:
     state = checkpoint.load(out / "last.pt") if resume else None
+    source = None
     if state is not None:
         config = TrainConfig(**{**state["train_config"], "epochs": config.epochs, "device": config.device})
+    elif config.init is not None:
+        source = checkpoint.load(checkpoint.DEFAULT_MODEL if config.init == "default" else config.init)
+    config = size_from_data(config, source)
     sets = load_data(config, None if state is None else state["model_config"]["alphabet"], progress)
     train_set, val_set = sets["train"], sets["val"]
     config = fit_to_data(config, len(train_set), ctx.world)
@@ -287,26 +285,29 @@ def _train(config: TrainConfig, resume: bool, progress: bool, ctx: distributed.C
               "--batch-size choose yourself)", file=sys.stderr)
     alphabet = train_set.alphabet if state is None else state["model_config"]["alphabet"]
     height, width = train_set.images.shape[1:]
-    model_config = ModelConfig(alphabet=alphabet, arch=config.arch, height=height, width=width)
-    source = None
+    model_config = ModelConfig(alphabet=alphabet, arch=config.arch or "default", height=height, width=width)
     if state is not None:
         model_config = ModelConfig(**state["model_config"])
-    elif config.init is not None:  # the source's architecture, this data's alphabet
-        source = checkpoint.load(checkpoint.DEFAULT_MODEL if config.init == "default" else config.init)
+    elif source is not None:
         reads = ModelConfig(**source["model_config"])
         if (reads.height, reads.width) != (height, width):
             raise ValueError(f"--init {config.init} reads {reads.height}x{reads.width} images (height x width), "
                              f"the training images are {height}x{width}")
-        model_config = ModelConfig(alphabet=alphabet, arch=reads.arch, height=height, width=width,
-                                   arch_params=reads.arch_params)
+        if config.arch in (None, reads.arch):  # the source's architecture, this data's alphabet
+            model_config = ModelConfig(alphabet=alphabet, arch=reads.arch, height=height, width=width,
+                                       arch_params=reads.arch_params)
     torch.manual_seed(config.seed)
     model = CRNN(model_config)
     if source is not None:
-        shared = transfer_weights(model, source["model"], source["model_config"]["alphabet"])
+        if model_config.arch == reads.arch:
+            shared = transfer_weights(model, source["model"], source["model_config"]["alphabet"])
+            what = (f"every layer, and the output rows of {len(shared)} of the {len(alphabet)} characters (the "
+                    f"source reads {len(reads.alphabet)})")
+        else:
+            transfer_cnn(model, source["model"])
+            what = f"the CNN; the {model_config.arch} architecture's other layers start fresh"
         if ctx.main:
-            print(f"initialised from {config.init} (architecture {reads.arch}): every layer, and the output rows "
-                  f"of {len(shared)} of the {len(alphabet)} characters (the source reads {len(reads.alphabet)})",
-                  file=sys.stderr)
+            print(f"initialised from {config.init} (architecture {reads.arch}): {what}", file=sys.stderr)
     model = model.to(device)
 
     targets, target_lengths = (t.long() for t in tokens_of(train_set))  # int64, the CTC layout ctc_loss_args wants
@@ -337,10 +338,10 @@ def _train(config: TrainConfig, resume: bool, progress: bool, ctx: distributed.C
         held = " and ".join(f"{len(sets[name])} {name}" for name in held_out(config))
         if held:
             held = f" ({held} held out of --train-dir: {config.val_split:.0%} each, by seed {config.seed})"
-        print(f"training {config.arch} on {device}{f' x {ctx.world} processes' if ctx.world > 1 else ''}: "
+        print(f"training {model_config.arch} on {device}{f' x {ctx.world} processes' if ctx.world > 1 else ''}: "
               f"{len(train_set)} images, {len(val_set)} validation, {len(sets['test'])} test{held}, "
-              f"{len(alphabet)} characters {alphabet!r}, {frames} frames, batch {config.batch_size}, "
-              f"epochs {start_epoch + 1}..{config.epochs}, out {out}", file=sys.stderr)
+              f"{len(alphabet)} characters {alphabet!r}, {height}x{width} pixels (height x width), {frames} frames, "
+              f"batch {config.batch_size}, epochs {start_epoch + 1}..{config.epochs}, out {out}", file=sys.stderr)
 
     for epoch in range(start_epoch, config.epochs):
         model.train()
@@ -366,7 +367,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, ctx: distributed.C
             batch = slice(step * local_batch, (step + 1) * local_batch)
             x = images[batch].float().div_(255)
             if config.augment:
-                x = augment(x, aug_gen, rows, config.batch_size)
+                x = augment.augment(x, aug_gen, rows, config.batch_size, config.augment_strength)
             if epoch == start_epoch and step == 0 and ctx.main:
                 probe = ctc_loss_args(torch.zeros(1, frames, model_config.num_classes, device=device),
                                       epoch_targets[:1], epoch_lengths[:1])
@@ -439,7 +440,7 @@ def build_config(args) -> TrainConfig:
     if args.init is not None:
         values["lr"] *= FINETUNE_LR
     if args.train_dir is not None and args.epochs is None and args.batch_size is None:
-        values["min_steps"] = FOLDER_MIN_STEPS
+        values["min_steps"], values["augment_strength"] = FOLDER_MIN_STEPS, FOLDER_AUGMENT
     for field in dataclasses.fields(TrainConfig):
         given = getattr(args, field.name, None)
         if given is not None and field.name != "preset":
@@ -467,7 +468,8 @@ def fraction(text):
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m crnn_fast.train", description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), help="recipe defaults (default: gpu with a GPU, else cpu)")
-    parser.add_argument("--arch", choices=sorted(ARCHS))
+    parser.add_argument("--arch", choices=sorted(ARCHS), help="default: default, or the --init checkpoint's (another "
+                        "architecture with the same CNN starts from the checkpoint's CNN)")
     parser.add_argument("--epochs", type=positive(int), help="default: the preset's; for a --train-dir folder "
                         f"given neither this nor --batch-size, enough for {FOLDER_MIN_STEPS} steps")
     parser.add_argument("--batch-size", type=positive(int), help="the global batch (default: the preset's; for a "
@@ -481,7 +483,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train-dir", help="train on a folder of labelled images (or a crnn_fast.data cache)")
     parser.add_argument("--val-dir", help="validation folder (default: held out of --train-dir, or synthetic)")
     parser.add_argument("--test-dir", help="test folder (default: held out of --train-dir, or synthetic)")
-    data.add_style_arguments(parser)
+    data.add_style_arguments(parser, size_default="the --init checkpoint's, else the most common of a --train-dir "
+                             "folder's images, else {}")
     parser.add_argument("--val-split", type=fraction,
                         help="with --train-dir: share held out for validation, and again for test without "
                              "--test-dir (default: 0.1)")
@@ -491,6 +494,9 @@ def make_parser() -> argparse.ArgumentParser:
                         help="the network's precision in training (default: auto = bf16 where the device has it "
                              "natively: recent GPUs, CPUs with AVX512-BF16 or AMX; else float32)")
     parser.add_argument("--no-augment", dest="augment", action="store_const", const=False)
+    parser.add_argument("--augment-strength", type=positive(float),
+                        help=f"scale of the random warps (default: 1; {FOLDER_AUGMENT:g} for a --train-dir folder "
+                             "given neither --epochs nor --batch-size)")
     parser.add_argument("--init", metavar="CHECKPOINT",
                         help="fine-tune: start from a checkpoint's weights, or 'default' for the shipped model; "
                              f"the learning rate defaults to {FINETUNE_LR:g} x the preset's")

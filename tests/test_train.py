@@ -142,21 +142,43 @@ def test_exported_weights_read_like_the_checkpoint(overfit_run, tiny_set, tmp_pa
 
 def test_train_dir_alone_holds_out_validation_and_test(tmp_path, capsys):
     """A folder alone is enough: validation and test come out of it (never from the
-    synthetic splits, whose alphabet and style differ), and the run says so."""
+    synthetic splits, whose alphabet and style differ), the model reads the folder's
+    most common image size, and the run says so."""
     cache = data.load(data.generate(40, 5, tmp_path / "cache", workers=1, progress=False))
     folder = tmp_path / "folder"
     folder.mkdir()
     for i in range(40):
-        Image.fromarray(cache.images[i]).save(folder / f"{cache.text(i)}.png")
+        size = (150, 40) if i < 3 else (100, 30)  # (width, height): most are 100 x 30
+        Image.fromarray(cache.images[i]).resize(size).save(folder / f"{cache.text(i)}.png")
+    assert data.folder_image_size(folder) == (30, 100)
     out = tmp_path / "run"
     argv = ["--preset", "tiny", "--train-dir", str(folder), "--epochs", "1", "--batch-size", "8", "--device", "cpu",
             "--out", str(out), "--no-progress"]
     assert train.main(argv) == 0
     alphabet = "".join(sorted(set("".join(cache.texts()))))
     assert (f"32 images, 4 validation, 4 test (4 val and 4 test held out of --train-dir: 10% each, by seed 0), "
-            f"{len(alphabet)} characters {alphabet!r}") in capsys.readouterr().err
+            f"{len(alphabet)} characters {alphabet!r}, 30x100 pixels") in capsys.readouterr().err
     report = json.loads((out / "report.json").read_text())
     assert report["test"]["count"] == 4 and report["model_config"]["alphabet"] == alphabet
+    assert (report["model_config"]["height"], report["model_config"]["width"]) == (30, 100)
+    assert train.main([*argv, "--resume"]) == 0  # resumes at the size it chose
+
+
+def test_size_from_data_prefers_flags_then_init_then_the_folder(tmp_path):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    Image.new("L", (90, 24), 255).save(folder / "ab.png")
+    config = train.TrainConfig(train_dir=str(folder))
+    assert (train.size_from_data(config).height, train.size_from_data(config).width) == (24, 90)
+    source = {"model_config": {"alphabet": "ab", "height": 40, "width": 150}}
+    assert (train.size_from_data(config, source).height, train.size_from_data(config, source).width) == (40, 150)
+    given = dataclasses.replace(config, height=32)
+    assert (train.size_from_data(given).height, train.size_from_data(given).width) == (32, 90)
+    synthetic = train.TrainConfig()
+    assert train.size_from_data(synthetic) == synthetic  # the style's default, decided by data.Style
+    (folder / "labels.csv").write_text("filename,label\nmissing.png,ab\n")
+    with pytest.raises(ValueError, match="missing.png: cannot read image"):
+        train.size_from_data(config)
 
 
 def test_transfer_weights_keeps_shared_characters_rows():
@@ -208,9 +230,22 @@ def test_init_starts_from_a_checkpoint(overfit_run, tiny_set, tmp_path, capsys):
     small = tmp_path / "small.pt"
     checkpoint.save({"model": CRNN(ModelConfig(alphabet="ab", height=32)).state_dict(),
                      "model_config": {"alphabet": "ab", "height": 32}}, small)
-    assert train.main([*argv[:argv.index("--init") + 1], str(small), "--out", str(tmp_path / "bad")]) == 2
+    before_init = argv[:argv.index("--init") + 1]
+    assert train.main([*before_init, str(small), "--out", str(tmp_path / "bad"), "--height", "40"]) == 2
     assert f"--init {small} reads 32x150 images (height x width), the training images are 40x150" in \
         capsys.readouterr().err
+    assert train.main([*before_init, str(small), "--out", str(tmp_path / "resized")]) == 0  # reads the source's size
+    assert checkpoint.load(tmp_path / "resized" / "last.pt")["model_config"]["height"] == 32
+
+    # Another architecture with the same CNN starts from the source's CNN alone.
+    assert train.main([*argv, "--arch", "local", "--out", str(tmp_path / "local")]) == 0
+    assert "(architecture default): the CNN; the local architecture's other layers start fresh" in \
+        capsys.readouterr().err
+    local = checkpoint.load(tmp_path / "local" / "last.pt")
+    assert local["model_config"]["arch"] == "local"
+    torch.testing.assert_close(local["model"]["cnn.0.weight"], source["model"]["cnn.0.weight"], rtol=0, atol=1e-6)
+    assert train.main([*argv, "--arch", "seed", "--out", str(tmp_path / "seed")]) == 2
+    assert "the source model's CNN differs from this architecture's" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("decoder", ["beam", "greedy"])
@@ -303,7 +338,9 @@ def test_fit_to_data_sizes_small_folders():
     assert (big.batch_size, big.epochs) == (64, 8)
     assert train.fit_to_data(dataclasses.replace(config, min_steps=None), 90) == dataclasses.replace(config, min_steps=None)
     args = ["--train-dir", "x", "--device", "cpu"]
-    assert train.build_config(train.make_parser().parse_args(args)).min_steps == train.FOLDER_MIN_STEPS
+    folder = train.build_config(train.make_parser().parse_args(args))
+    assert (folder.min_steps, folder.augment_strength) == (train.FOLDER_MIN_STEPS, train.FOLDER_AUGMENT)
+    assert train.build_config(train.make_parser().parse_args([*args, "--augment-strength", "2"])).augment_strength == 2
     assert train.build_config(train.make_parser().parse_args([*args, "--epochs", "3"])).min_steps is None
 
 

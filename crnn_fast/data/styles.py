@@ -198,13 +198,14 @@ STYLE_OPTIONS = ("alphabet", "length", "height", "width", "fonts", "font_sizes")
 def add_style_arguments(parser: argparse.ArgumentParser, size_default: str = "") -> None:
     """--alphabet, --length, --height, --width, --fonts, --font-sizes; unset options
     are None (``style_of`` then takes ``Style``'s defaults). ``size_default``: what the
-    help says --height and --width default to, if not ``Style``'s."""
+    help says --height and --width default to, if not ``Style``'s; ``{}`` in it stands
+    for ``Style``'s value."""
     names = ", ".join(ALPHABETS)
     parser.add_argument("--alphabet", help=f"a named alphabet ({names}) or the characters themselves "
                         "(default: alnum, the 62 of the reference task)")
     parser.add_argument("--length", help=f"characters per label: N or MIN-MAX, e.g. 4-6 (default: {LENGTH})")
-    parser.add_argument("--height", type=_int_at_least(1), help=f"image height (default: {size_default or HEIGHT})")
-    parser.add_argument("--width", type=_int_at_least(1), help=f"image width (default: {size_default or WIDTH})")
+    parser.add_argument("--height", type=_int_at_least(1), help=f"image height (default: {(size_default or '{}').format(HEIGHT)})")
+    parser.add_argument("--width", type=_int_at_least(1), help=f"image width (default: {(size_default or '{}').format(WIDTH)})")
     parser.add_argument("--fonts", nargs="+", metavar="FONT", help="TrueType/OpenType files (default: the "
                         "captcha package's bundled fonts)")
     parser.add_argument("--font-sizes", nargs="+", type=_int_at_least(1), metavar="PX",
