@@ -125,7 +125,12 @@ def size_from_data(config: TrainConfig, source: Optional[dict] = None) -> TrainC
         reads = ModelConfig(**source["model_config"])
         size = reads.height, reads.width
     elif config.train_dir is not None and not (Path(config.train_dir) / "meta.json").is_file():
-        size = data.folder_image_size(config.train_dir)
+        sizes = data.folder_image_sizes(config.train_dir)
+        size, count = sizes.most_common(1)[0]  # the first listed among equally common sizes
+        if len(sizes) > 1:
+            print(f"{config.train_dir}: the images have {len(sizes)} sizes; {count} of {sum(sizes.values())} are "
+                  f"{size[0]}x{size[1]} (height x width), the size every image is resized to (--height and "
+                  "--width choose another)", file=sys.stderr)
     else:
         return config
     return dataclasses.replace(config, height=config.height or size[0], width=config.width or size[1])

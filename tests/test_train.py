@@ -150,14 +150,15 @@ def test_train_dir_alone_holds_out_validation_and_test(tmp_path, capsys):
     for i in range(40):
         size = (150, 40) if i < 3 else (100, 30)  # (width, height): most are 100 x 30
         Image.fromarray(cache.images[i]).resize(size).save(folder / f"{cache.text(i)}.png")
-    assert data.folder_image_size(folder) == (30, 100)
+    assert data.folder_image_sizes(folder) == {(30, 100): 37, (40, 150): 3}
     out = tmp_path / "run"
     argv = ["--preset", "tiny", "--train-dir", str(folder), "--epochs", "1", "--batch-size", "8", "--device", "cpu",
             "--out", str(out), "--no-progress"]
     assert train.main(argv) == 0
     alphabet = "".join(sorted(set("".join(cache.texts()))))
     assert (f"32 images, 4 validation, 4 test (4 val and 4 test held out of --train-dir: 10% each, by seed 0), "
-            f"{len(alphabet)} characters {alphabet!r}, 30x100 pixels") in capsys.readouterr().err
+            f"{len(alphabet)} characters {alphabet!r}, 30x100 pixels") in (err := capsys.readouterr().err)
+    assert "the images have 2 sizes; 37 of 40 are 30x100 (height x width), the size every image is resized to" in err
     report = json.loads((out / "report.json").read_text())
     assert report["test"]["count"] == 4 and report["model_config"]["alphabet"] == alphabet
     assert (report["model_config"]["height"], report["model_config"]["width"]) == (30, 100)

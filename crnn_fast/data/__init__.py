@@ -20,13 +20,13 @@ from .cache import (ARRAY_FILES, CACHE_FILES, FORMAT_VERSION, SPLIT_SEEDS, gener
                     merge, synthetic)
 from .cli import main
 from .dataset import CaptchaDataset, PathLike, split
-from .folders import IMAGE_SUFFIXES, LABELS_CSV, folder_image_size, load_folder, read_image
+from .folders import IMAGE_SUFFIXES, LABELS_CSV, folder_image_sizes, load_folder, read_image
 from .styles import (ALPHABET, ALPHABETS, FONT_SIZES, HEIGHT, LENGTH, STYLE_OPTIONS, WIDTH, Style,
                      add_style_arguments, parse_length, style_of)
 
 __all__ = [
     "ALPHABET", "ALPHABETS", "ARRAY_FILES", "CACHE_FILES", "FONT_SIZES", "FORMAT_VERSION", "HEIGHT", "IMAGE_SUFFIXES",
     "LABELS_CSV", "LENGTH", "SPLIT_SEEDS", "STYLE_OPTIONS", "WIDTH", "CaptchaDataset", "PathLike", "Style",
-    "add_style_arguments", "folder_image_size", "generate", "generate_distributed", "load", "load_folder", "main",
+    "add_style_arguments", "folder_image_sizes", "generate", "generate_distributed", "load", "load_folder", "main",
     "merge", "parse_length", "read_image", "split", "style_of", "synthetic",
 ]

@@ -115,10 +115,10 @@ def load_folder(
     return CaptchaDataset(np.stack(images), labels, lengths, alphabet, skipped=len(problems))
 
 
-def folder_image_size(path: PathLike) -> tuple[int, int]:
-    """(height, width) of the images of a folder (the most common size when they differ;
-    the first listed among equally common ones), read from the files' headers. Raises
-    ValueError naming a file that cannot be opened."""
+def folder_image_sizes(path: PathLike) -> Counter:
+    """How many images of a folder have each (height, width), read from the files'
+    headers, in the order the folder lists them. Raises ValueError naming a file that
+    cannot be opened."""
     folder = _check_path(path, "path")
     if not folder.is_dir():
         raise FileNotFoundError(f"no image folder at {folder}")
@@ -131,4 +131,4 @@ def folder_image_size(path: PathLike) -> tuple[int, int]:
             raise ValueError(f"{folder / name}: cannot read image ({type(err).__name__}: {err})") from None
     if not sizes:
         raise ValueError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}) and no {LABELS_CSV}")
-    return sizes.most_common(1)[0][0]
+    return sizes
