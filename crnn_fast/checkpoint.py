@@ -8,8 +8,29 @@ import torch
 
 from .model import CRNN, ModelConfig
 
-DEFAULT_MODEL = Path(__file__).parent / "weights" / "default.pt"
-"""The pretrained model shipped inside the package (see the README's model card)."""
+SHIPPED = {name: Path(__file__).parent / "weights" / f"{name}.pt" for name in ("default", "local")}
+"""The pretrained models shipped inside the package, by the name ``load_model`` and
+``train --init`` accept (see the README's model cards): ``default`` reads the reference
+CAPTCHAs best; ``local`` (architecture ``local``) is the better start for fine-tuning
+on another style."""
+DEFAULT_MODEL = SHIPPED["default"]  # the name earlier releases had
+
+
+def shipped(name: str) -> Path:
+    """The file of the shipped model ``name`` (a key of ``SHIPPED``)."""
+    path = SHIPPED[name]
+    if not path.is_file():
+        raise FileNotFoundError(f"the shipped model {path} is missing from this install; "
+                                "reinstall crnn_fast or pass a checkpoint")
+    return path
+
+
+def resolve(path) -> Path:
+    """``path`` itself, or the file of a shipped model when it is one of ``SHIPPED``'s
+    names (``None``: ``default``)."""
+    if path is None or (isinstance(path, str) and path in SHIPPED):
+        return shipped(path or "default")
+    return Path(path)
 
 
 def _write_atomic(path, write) -> None:
@@ -65,18 +86,14 @@ def load(path, map_location="cpu") -> dict:
 
 
 def load_model(path=None, device="cpu") -> CRNN:
-    """The model a checkpoint holds, in eval mode on ``device``; ``path=None`` loads the
-    pretrained model shipped in the package (5-character CAPTCHAs over a-z, A-Z, 0-9,
-    150x40, rendered by the ``captcha`` package; see the README's model card).
+    """The model a checkpoint holds, in eval mode on ``device``; ``path=None`` (or
+    ``"default"``) loads the pretrained model shipped in the package (5-character
+    CAPTCHAs over a-z, A-Z, 0-9, 150x40, rendered by the ``captcha`` package; see the
+    README's model cards), ``"local"`` the shipped starting point for fine-tuning.
 
     Reads the checkpoints ``crnn_fast.train`` writes (``best.pt``, ``last.pt``) and the
     weights-only files ``python -m crnn_fast.export --weights`` writes."""
-    if path is None:
-        if not DEFAULT_MODEL.is_file():
-            raise FileNotFoundError(f"the shipped model {DEFAULT_MODEL} is missing from this install; "
-                                    "reinstall crnn_fast or pass a checkpoint")
-        path = DEFAULT_MODEL
-    state = load(path)
+    state = load(resolve(path))
     model = CRNN(ModelConfig(**state["model_config"]))
     model.load_state_dict(state["model"])
     return model.to(device).eval()

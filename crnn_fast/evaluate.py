@@ -172,7 +172,8 @@ def load_eval_data(path: Optional[str], alphabet: str, n_test: int, data_dir: st
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crnn_fast.evaluate", description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", help="a checkpoint written by crnn_fast.train (default: the shipped model)")
+    parser.add_argument("--checkpoint", help="a checkpoint written by crnn_fast.train, or a shipped model: default "
+                        "(the default) or local")
     parser.add_argument("--data", help="a cache from crnn_fast.data or a folder of labelled images "
                         "(default: the synthetic test split under --data-dir)")
     parser.add_argument("--data-dir", default="data", help="where synthetic splits are cached (default: data)")

@@ -50,7 +50,8 @@ def collect() -> dict:
         "kernels": kernels,
         "cpu_threads": torch.get_num_threads(),
         "cpu_bf16": native_bf16(torch.device("cpu")),
-        "shipped_model": str(checkpoint.DEFAULT_MODEL) if checkpoint.DEFAULT_MODEL.is_file() else None,
+        "shipped_model": str(checkpoint.SHIPPED["default"]) if checkpoint.SHIPPED["default"].is_file() else None,
+        "shipped_models": {name: str(path) for name, path in checkpoint.SHIPPED.items() if path.is_file()},
         "cuda_devices": devices,
         "supported_dtypes": [str(d).removeprefix("torch.") for d in ops.FLOAT_DTYPES],
     }
@@ -74,6 +75,7 @@ def render(info: dict) -> str:
         f"GPUs             {gpus}",
         f"CPU bf16         {'native: the CRNN runs under bf16 autocast' if info['cpu_bf16'] else 'no: float32'}",
         f"shipped model    {info['shipped_model'] or 'missing (reinstall crnn_fast)'}",
+        f"shipped models   {', '.join(info['shipped_models']) or 'none'}",
         "ops:",
     ]
     lines += [f"  {name:<20} {', '.join(keys) or 'none'}" for name, keys in info["kernels"].items()]

@@ -96,7 +96,8 @@ def read_images(paths: list, height: int, width: int) -> np.ndarray:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crnn_fast.predict", description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", help="a checkpoint written by crnn_fast.train (default: the shipped model)")
+    parser.add_argument("--checkpoint", help="a checkpoint written by crnn_fast.train, or a shipped model: default "
+                        "(the default) or local")
     parser.add_argument("images", nargs="+", help="image files, any size and colour mode")
     parser.add_argument("--decoder", choices=DECODERS, default="beam", help="CTC decoder (default: beam)")
     parser.add_argument("--beam-width", type=int, default=10, help="beam width of --decoder beam (default: 10)")

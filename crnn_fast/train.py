@@ -46,8 +46,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup: float = 0.05  # share of all steps spent warming the learning rate up
     clip: float = 5.0
-    augment: bool = True
-    augment_strength: float = 1.0  # augment.augment's strength
+    augment: str = "light"  # augment.LEVELS (checkpoints before levels existed hold True/False)
     seed: int = 0
     n_train: int = 100_000
     n_val: int = 2_000
@@ -69,10 +68,14 @@ class TrainConfig:
     out: str = "runs/default"
     device: str = "auto"
     precision: str = "auto"  # the network's: "bf16", "float32", or "auto" (bf16 where native_bf16 says so)
-    init: Optional[str] = None  # start from this checkpoint's weights ("default": the shipped model)
+    init: Optional[str] = None  # start from this checkpoint's weights (or a shipped model's: checkpoint.SHIPPED)
     min_steps: Optional[int] = None  # small data: at least this many steps, batches that fit (fit_to_data)
 
     def __post_init__(self):
+        if isinstance(self.augment, bool):
+            self.augment = "light" if self.augment else "none"
+        if self.augment not in augment.LEVELS:
+            raise ValueError(f"augment must be one of {augment.LEVELS}, got {self.augment!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
 
@@ -88,10 +91,9 @@ PRESETS = {
 
 
 FOLDER_MIN_STEPS = 1500  # --train-dir without --epochs/--batch-size: fit_to_data's step budget
-# ... and augment.augment's strength: fine-tuned on 100 images of a new style (arch local,
-# benchmarks/finetune_curve.py's set), 1.5 read 74.8% where the milder augmentation this
-# package had before (affine, contrast, noise) read 61.4%.
-FOLDER_AUGMENT = 1.5
+# ... and augmentation: fine-tuned on 100 images of a new style (arch local,
+# benchmarks/finetune_curve.py's set), "heavy" read 74.8% where "light" read 61.4%.
+FOLDER_AUGMENT = "heavy"
 
 # A fine-tuned model starts near a good solution: a lower peak learning rate keeps the
 # first steps on new data from undoing what it learnt (a common starting point, not yet
@@ -275,7 +277,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, ctx: distributed.C
     if state is not None:
         config = TrainConfig(**{**state["train_config"], "epochs": config.epochs, "device": config.device})
     elif config.init is not None:
-        source = checkpoint.load(checkpoint.DEFAULT_MODEL if config.init == "default" else config.init)
+        source = checkpoint.load(checkpoint.resolve(config.init))
     config = size_from_data(config, source)
     sets = load_data(config, None if state is None else state["model_config"]["alphabet"], progress)
     train_set, val_set = sets["train"], sets["val"]
@@ -371,8 +373,8 @@ def _train(config: TrainConfig, resume: bool, progress: bool, ctx: distributed.C
         for step in bar:
             batch = slice(step * local_batch, (step + 1) * local_batch)
             x = images[batch].float().div_(255)
-            if config.augment:
-                x = augment.augment(x, aug_gen, rows, config.batch_size, config.augment_strength)
+            if config.augment != "none":
+                x = augment.augment(x, aug_gen, rows, config.batch_size, config.augment)
             if epoch == start_epoch and step == 0 and ctx.main:
                 probe = ctc_loss_args(torch.zeros(1, frames, model_config.num_classes, device=device),
                                       epoch_targets[:1], epoch_lengths[:1])
@@ -445,7 +447,7 @@ def build_config(args) -> TrainConfig:
     if args.init is not None:
         values["lr"] *= FINETUNE_LR
     if args.train_dir is not None and args.epochs is None and args.batch_size is None:
-        values["min_steps"], values["augment_strength"] = FOLDER_MIN_STEPS, FOLDER_AUGMENT
+        values["min_steps"], values["augment"] = FOLDER_MIN_STEPS, FOLDER_AUGMENT
     for field in dataclasses.fields(TrainConfig):
         given = getattr(args, field.name, None)
         if given is not None and field.name != "preset":
@@ -498,12 +500,13 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--precision", choices=sorted(PRECISIONS),
                         help="the network's precision in training (default: auto = bf16 where the device has it "
                              "natively: recent GPUs, CPUs with AVX512-BF16 or AMX; else float32)")
-    parser.add_argument("--no-augment", dest="augment", action="store_const", const=False)
-    parser.add_argument("--augment-strength", type=positive(float),
-                        help=f"scale of the random warps (default: 1; {FOLDER_AUGMENT:g} for a --train-dir folder "
+    parser.add_argument("--augment", choices=augment.LEVELS,
+                        help=f"training augmentation (default: light; {FOLDER_AUGMENT} for a --train-dir folder "
                              "given neither --epochs nor --batch-size)")
+    parser.add_argument("--no-augment", dest="augment", action="store_const", const="none", help="--augment none")
     parser.add_argument("--init", metavar="CHECKPOINT",
-                        help="fine-tune: start from a checkpoint's weights, or 'default' for the shipped model; "
+                        help="fine-tune: start from a checkpoint's weights, or a shipped model's: 'local' (the "
+                             "better start for another style) or 'default'; "
                              f"the learning rate defaults to {FINETUNE_LR:g} x the preset's")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     parser.add_argument("--no-progress", action="store_true")
