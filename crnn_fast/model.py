@@ -1,5 +1,6 @@
 """The CRNN: a CNN that turns the image into a sequence of column features, a
-bidirectional RNN over them, and a linear layer to C + 1 classes (blank = 0)."""
+sequence model over them (a bidirectional RNN, or 1-D convolutions for arch "local"),
+and a linear layer to C + 1 classes (blank = 0)."""
 
 import copy
 from dataclasses import dataclass, field
@@ -9,7 +10,8 @@ from torch import nn
 
 
 # Each architecture: conv block widths and each block's max-pool (height, width),
-# whether the blocks use BatchNorm, then the bidirectional RNN.
+# whether the blocks use BatchNorm, then the sequence model over the frames ("gru" and
+# "lstm": bidirectional RNNs; "conv": 1-D convolutions with kernel "kernel").
 ARCHS = {
     # Four conv blocks with BatchNorm; the width is pooled only twice, so a 150-px image
     # gives 37 frames (>= 2 * 5 + 1 for 5-character labels with repeats); a 2-layer BiGRU
@@ -19,10 +21,11 @@ ARCHS = {
                     rnn="gru", hidden=128, layers=2, dropout=0.1),
     # The same CNN, then two 1-D convolutions over the frames instead of the BiGRU: each
     # output frame sees a 42-px window of the image (a character is ~25 px wide), so CTC
-    # emits every character over its own columns. The BiGRU sees the whole image and learnt to emit all the
-    # characters in the first and last few frames, wherever they stand, which transfers
-    # badly to a new style: fine-tuned on 100 images of one (benchmarks/finetune_curve.py),
-    # this reads 74% where the BiGRU read 31-37%.
+    # emits every character over its own columns. The BiGRU sees the whole image and the
+    # shipped one emits all five characters in its first three and last two frames,
+    # wherever they stand, which transfers badly to a new style (the README's fine-tuning
+    # curve). From scratch this one leaves CTC's initial plateau much later than the
+    # BiGRU: train it from a BiGRU's CNN (--arch local --init CHECKPOINT).
     "local": dict(channels=[32, 64, 128, 192], pools=[[2, 2], [2, 2], [2, 1], [2, 1]], batch_norm=True,
                   rnn="conv", hidden=128, layers=2, dropout=0.1, kernel=3),
     # The reference design: 3 conv blocks pooled 2x2 -> 18 frames x (5 * 256 = 1280)
