@@ -55,6 +55,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("runs/finetune"))
     parser.add_argument("--out", type=Path, required=True, help="results JSON")
     parser.add_argument("--plot", type=Path, help="results PNG")
+    parser.add_argument("--reuse", action="store_true", help="keep the finished runs (report.json) found in --work")
     args = parser.parse_args()
 
     pool, test = args.work / "pool", args.work / "test"
@@ -84,20 +85,22 @@ def main() -> None:
         folder = subset(pool, n, args.work / f"train-{n}")
         for init in INITS:
             out = args.work / f"run-{n}-{init}"
-            shutil.rmtree(out, ignore_errors=True)
             source = {"local": ["--init", "local"], "default": ["--init", "default"],
                       "synthetic": ["--init", str(pretrained / "best.pt")], "scratch": []}[init]
             argv = ["--train-dir", str(folder), "--test-dir", str(test), "--alphabet", realstyle.ALPHABET,
                     "--out", str(out), "--no-progress", "--device", "cpu", *source]
-            start = time.perf_counter()
-            assert train.main(argv) == 0, argv
+            if not (args.reuse and (out / "report.json").is_file()):
+                shutil.rmtree(out, ignore_errors=True)
+                assert train.main(argv) == 0, argv
             report = json.loads((out / "report.json").read_text())
             run = {"images": n, "init": init, "exact": report["test"]["exact"],
                    "char_acc": report["test"]["char_acc"], "epochs": report["train_config"]["epochs"],
                    "batch_size": report["train_config"]["batch_size"], "lr": report["train_config"]["lr"],
-                   "seconds": time.perf_counter() - start, "command": "python -m crnn_fast.train " + " ".join(argv)}
+                   "seconds": sum(h["train_seconds"] for h in report["history"]),
+                   "command": "python -m crnn_fast.train " + " ".join(argv)}
             results["runs"].append(run)
-            print(f"{n} images, {run['init']}: exact {100 * run['exact']:.1f}% ({run['seconds']:.0f} s)", flush=True)
+            print(f"{n} images, {run['init']}: exact {100 * run['exact']:.1f}% ({run['seconds']:.0f} s of training)",
+                  flush=True)
     args.out.write_text(json.dumps(results, indent=2))
     if args.plot:
         plot(results, args.plot)

@@ -340,7 +340,8 @@ def test_fit_to_data_sizes_small_folders():
     assert train.fit_to_data(dataclasses.replace(config, min_steps=None), 90) == dataclasses.replace(config, min_steps=None)
     args = ["--train-dir", "x", "--device", "cpu"]
     folder = train.build_config(train.make_parser().parse_args(args))
-    assert (folder.min_steps, folder.augment) == (train.FOLDER_MIN_STEPS, "heavy")
+    assert (folder.min_steps, folder.augment) == (train.FOLDER_MIN_STEPS, "light")
+    assert train.build_config(train.make_parser().parse_args([*args, "--init", "local"])).augment == "heavy"
     assert train.build_config(train.make_parser().parse_args([*args, "--augment", "light"])).augment == "light"
     assert train.build_config(train.make_parser().parse_args([*args, "--no-augment"])).augment == "none"
     assert train.TrainConfig(augment=False).augment == "none" and train.TrainConfig(augment=True).augment == "light"
