@@ -115,7 +115,11 @@ def plot(results: dict, path: Path) -> None:
         runs = [r for r in results["runs"] if r["init"] == init]
         ax.plot([r["images"] for r in runs], [100 * r["exact"] for r in runs], marker="o", label=label)
     ax.axhline(90, color="gray", ls=":", label="the target from 100 images")
-    ax.set(xscale="log", xlabel="labelled images of the new style", ylabel="exact match on 1,000 test images (%)",
+    sizes = sorted({r["images"] for r in results["runs"]})
+    ax.set_xscale("log")
+    ax.set_xticks(sizes, [str(n) for n in sizes])
+    ax.minorticks_off()
+    ax.set(xlabel="labelled images of the new style", ylabel="exact match on 1,000 test images (%)",
            title="an unseen CAPTCHA style")
     ax.legend()
     ax.grid(alpha=0.3)
