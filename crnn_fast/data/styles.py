@@ -44,7 +44,8 @@ class Style:
     """What synthetic CAPTCHAs look like. The default is the reference task: 5
     characters over ``ALPHABET``, 150x40, the ``captcha`` package's bundled fonts at
     ``FONT_SIZES``. Pretraining on a style close to your own images, then fine-tuning
-    on a few of them (``train --init``), is the documented path for a new style.
+    on a few of them (``train --init``), is one path for a new style (the README's
+    fine-tuning curve measures it).
 
     ``alphabet``: a name from ``ALPHABETS`` or the characters themselves; ``length``:
     characters per label, an int or an inclusive (min, max) range, drawn uniformly;
