@@ -6,11 +6,12 @@ each op also has a fake implementation so ``torch.compile(fullgraph=True)`` trac
 """
 
 import math
-import operator
 from collections.abc import Sequence
 from typing import NamedTuple, Optional, Union
 
 import torch
+
+from ._checks import as_int
 
 FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 DEVICE_TYPES = ("cpu", "cuda")
@@ -58,12 +59,7 @@ def _check_log_probs(log_probs) -> tuple[int, int, int]:
 
 
 def _check_class_index(value, name: str, classes: int) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got bool")
-    try:
-        index = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
+    index = as_int(value, name)
     if not 0 <= index < classes:
         raise ValueError(f"{name} must be in [0, C) = [0, {classes}), got {index}")
     return index
@@ -138,12 +134,7 @@ MAX_BEAM_WIDTH = 4096
 
 
 def _check_int_arg(value, name: str, low: int, high: Optional[int] = None) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got bool")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
+    value = as_int(value, name)
     if value < low or (high is not None and value > high):
         bounds = f"[{low}, {high}]" if high is not None else f">= {low}"
         raise ValueError(f"{name} must be {'in ' if high is not None else ''}{bounds}, got {value}")

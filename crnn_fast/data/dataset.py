@@ -1,13 +1,14 @@
 """``CaptchaDataset``, the in-memory form of every split, and the argument checks the
 data modules share."""
 
-import operator
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
+
+from .._checks import as_int
 
 PathLike = Union[str, os.PathLike]
 
@@ -68,12 +69,7 @@ def split(dataset: CaptchaDataset, fraction: float, parts: int, seed: int) -> li
 
 
 def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got bool")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
+    value = as_int(value, name)
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
