@@ -36,32 +36,33 @@ def augment(images: torch.Tensor, generator: torch.Generator, rows: Optional[sli
     rows = slice(0, B) if rows is None else rows
     device = images.device
     rand = lambda *shape: torch.rand(total, *shape, generator=generator, device=device)[rows]  # noqa: E731
-    theta = torch.zeros(B, 2, 3, device=device)
-    if level == "light":
-        angle = (rand() - 0.5) * math.radians(6)
-        scale = (1 + (rand() - 0.5) * 0.12).unsqueeze(1).expand(B, 2)  # x and y alike
+    heavy = level == "heavy"
+    k = HEAVY if heavy else 1
+    angle = (rand() - 0.5) * math.radians(6) * k
+    if heavy:  # shear, and separate x and y scales
+        shear = (rand() - 0.5) * 0.3 * k
+        scale = 1 + (rand(2) - 0.5) * 0.12 * k
+    else:  # the draws, in order, of the augmentation the presets were measured with
         shear = torch.zeros(B, device=device)
-    else:
-        angle = (rand() - 0.5) * math.radians(6) * HEAVY
-        shear = (rand() - 0.5) * 0.3 * HEAVY
-        scale = 1 + (rand(2) - 0.5) * 0.12 * HEAVY
-    shift = (rand(2) - 0.5) * 0.08 * (HEAVY if level == "heavy" else 1)
-    if level == "heavy":
-        elastic = (rand(2, 3, 8) - 0.5) * 0.06 * HEAVY  # a coarse displacement field, smoothly upsampled
+        scale = (1 + (rand() - 0.5) * 0.12).unsqueeze(1).expand(B, 2)
+    shift = (rand(2) - 0.5) * 0.08 * k
+    if heavy:
+        elastic = (rand(2, 3, 8) - 0.5) * 0.06 * k  # a coarse displacement field, smoothly upsampled
         stroke, amount, box_on, box = rand(), 0.7 * rand(), rand(), rand(4)
     contrast = 0.75 + 0.5 * rand(1, 1)
     brightness = (rand(1, 1) - 0.5) * 0.2
     noise = torch.randn((total, H, W), generator=generator, device=device)[rows]
 
     cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.zeros(B, 2, 3, device=device)
     theta[:, 0, 0], theta[:, 0, 1] = cos / scale[:, 0], (shear - sin) / scale[:, 0]
     theta[:, 1, 0], theta[:, 1, 1] = sin / scale[:, 1], cos / scale[:, 1]
     theta[:, :, 2] = shift
     grid = F.affine_grid(theta, (B, 1, H, W), align_corners=False)
-    if level == "heavy":
+    if heavy:
         grid = grid + F.interpolate(elastic, size=(H, W), mode="bicubic", align_corners=True).permute(0, 2, 3, 1)
     x = F.grid_sample(images.unsqueeze(1), grid, padding_mode="border", align_corners=False)
-    if level == "heavy":
+    if heavy:
         x = _strokes_and_box(x, stroke, amount, box_on, box)
     x = (x.squeeze(1) - 0.5) * contrast + 0.5 + brightness
     x = x + 0.03 * noise
