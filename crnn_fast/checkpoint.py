@@ -13,24 +13,19 @@ SHIPPED = {name: Path(__file__).parent / "weights" / f"{name}.pt" for name in ("
 ``train --init`` accept (see the README's model cards): ``default`` reads the reference
 CAPTCHAs best; ``local`` (architecture ``local``) is the better start for fine-tuning
 on another style."""
-DEFAULT_MODEL = SHIPPED["default"]  # the name earlier releases had
-
-
-def shipped(name: str) -> Path:
-    """The file of the shipped model ``name`` (a key of ``SHIPPED``)."""
-    path = SHIPPED[name]
-    if not path.is_file():
-        raise FileNotFoundError(f"the shipped model {path} is missing from this install; "
-                                "reinstall crnn_fast or pass a checkpoint")
-    return path
 
 
 def resolve(path) -> Path:
     """``path`` itself, or the file of a shipped model when it is one of ``SHIPPED``'s
-    names (``None``: ``default``)."""
-    if path is None or (isinstance(path, str) and path in SHIPPED):
-        return shipped(path or "default")
-    return Path(path)
+    names (``None``: ``default``); a shipped file missing from the install raises
+    FileNotFoundError."""
+    if not (path is None or (isinstance(path, str) and path in SHIPPED)):
+        return Path(path)
+    shipped = SHIPPED[path or "default"]
+    if not shipped.is_file():
+        raise FileNotFoundError(f"the shipped model {shipped} is missing from this install; "
+                                "reinstall crnn_fast or pass a checkpoint")
+    return shipped
 
 
 def _write_atomic(path, write) -> None:
