@@ -1,5 +1,5 @@
-"""``CTCBeamDecoder``: a drop-in for parlance's ctcdecode, running on crnn_fast's batched
-beam-search kernels (CPU threads or CUDA).
+"""``CTCBeamDecoder`` and ``OnlineCTCBeamDecoder``: drop-ins for parlance's ctcdecode,
+running on crnn_fast's batched beam-search kernels (CPU threads or CUDA).
 
     # from ctcdecode import CTCBeamDecoder
     from crnn_fast import CTCBeamDecoder
@@ -13,6 +13,21 @@ Outputs follow ctcdecode: ``beam_results`` (B, beam_width, T) int32, ``beam_scor
 ``p = 1 / exp(score)``), ``timesteps`` (B, beam_width, T) int32 and ``out_lens``
 (B, beam_width) int32. Beams that do not exist (fewer distinct prefixes than
 beam_width) have length 0 and score inf. Results are on the input's device.
+
+Streaming, as ctcdecode's online decoder (one ``DecoderState`` per stream; a batch may
+mix streams at any point of their decoding):
+
+    # from ctcdecode import OnlineCTCBeamDecoder, DecoderState
+    from crnn_fast import OnlineCTCBeamDecoder, DecoderState
+
+    decoder = OnlineCTCBeamDecoder(labels, beam_width=100, log_probs_input=True)
+    states = [DecoderState(decoder) for _ in range(batch)]
+    for chunk, last in chunks:  # chunk: (batch, frames, classes)
+        beam_results, beam_scores, timesteps, out_lens = decoder.decode(chunk, states, [last] * batch)
+
+Each call returns the beams of every stream so far (width: the longest prefix), with
+timesteps counted from the stream's first frame: exactly what ``CTCBeamDecoder`` gives
+on the whole stream.
 """
 
 import threading
@@ -21,13 +36,13 @@ from typing import Optional
 
 import torch
 
-from .ops import ctc_beam_search
+from .ops import BeamState, ctc_beam_search, ctc_beam_search_chunk
 
 _threads_lock = threading.Lock()
 
 
-class CTCBeamDecoder:
-    """ctcdecode's ``CTCBeamDecoder`` interface without a language model."""
+class _BeamDecoder:
+    """ctcdecode's constructor and its checks, shared by the offline and online decoders."""
 
     def __init__(
         self,
@@ -60,35 +75,99 @@ class CTCBeamDecoder:
         self._num_processes = num_processes
         self._blank_id = blank_id
         self._log_probs_input = bool(log_probs_input)
-        # alpha and beta weigh a language model; ctcdecode ignores them without one, and so does this class.
+        # alpha and beta weigh a language model; ctcdecode ignores them without one, and so do these classes.
         self._alpha, self._beta = alpha, beta
 
-    def decode(self, probs: torch.Tensor, seq_lens: Optional[torch.Tensor] = None):
-        """Beam-search a (B, T, C) batch of probabilities (or log-probs with
-        ``log_probs_input=True``); ``seq_lens`` (B,) frames per row, default T."""
-        if not isinstance(probs, torch.Tensor) or probs.dim() != 3:
-            raise ValueError("probs must be a 3-D (batch, time, classes) tensor")
-        if probs.shape[2] != len(self._labels):
-            raise ValueError(f"probs has {probs.shape[2]} classes but labels has {len(self._labels)}")
+    def _search(self, search, probs: torch.Tensor, seq_lens, **kwargs):
+        """Runs ``search`` (ctc_beam_search or its chunked form) on ``probs`` with this
+        decoder's options, on num_processes CPU threads."""
+        self._check_probs(probs)
         log_probs = probs if self._log_probs_input else torch.log(probs.float().clamp_min(torch.finfo(torch.float32).tiny))
-        cutoff_top_n = min(self._cutoff_top_n, probs.shape[2])
         with _threads_lock:
             threads = torch.get_num_threads()
             torch.set_num_threads(self._num_processes if log_probs.device.type == "cpu" else threads)
             try:
-                result = ctc_beam_search(
+                return search(
                     log_probs,
                     seq_lens,
                     beam_width=self._beam_width,
                     top_paths=self._beam_width,
                     blank=self._blank_id,
-                    cutoff_top_n=cutoff_top_n,
+                    cutoff_top_n=min(self._cutoff_top_n, probs.shape[2]),
                     cutoff_prob=self._cutoff_prob,
+                    **kwargs,
                 )
             finally:
                 torch.set_num_threads(threads)
-        return result.tokens, -result.scores, result.timesteps, result.lengths
+
+    def _check_probs(self, probs) -> int:
+        """Returns the batch size of ``probs``, a (B, T, len(labels)) tensor."""
+        if not isinstance(probs, torch.Tensor) or probs.dim() != 3:
+            raise ValueError("probs must be a 3-D (batch, time, classes) tensor")
+        if probs.shape[2] != len(self._labels):
+            raise ValueError(f"probs has {probs.shape[2]} classes but labels has {len(self._labels)}")
+        return probs.shape[0]
 
     def reset_params(self, alpha: float, beta: float) -> None:
         """ctcdecode's language-model weights; kept for compatibility, unused without a model."""
         self._alpha, self._beta = alpha, beta
+
+
+class CTCBeamDecoder(_BeamDecoder):
+    """ctcdecode's ``CTCBeamDecoder`` interface without a language model."""
+
+    def decode(self, probs: torch.Tensor, seq_lens: Optional[torch.Tensor] = None):
+        """Beam-search a (B, T, C) batch of probabilities (or log-probs with
+        ``log_probs_input=True``); ``seq_lens`` (B,) frames per row, default T."""
+        result = self._search(ctc_beam_search, probs, seq_lens)
+        return result.tokens, -result.scores, result.timesteps, result.lengths
+
+
+class OnlineCTCBeamDecoder(_BeamDecoder):
+    """ctcdecode's ``OnlineCTCBeamDecoder`` interface without a language model: the same
+    constructor as ``CTCBeamDecoder``, and ``decode`` over chunks of streams."""
+
+    def decode(self, probs: torch.Tensor, states: Sequence["DecoderState"], is_eos_s: Sequence[bool],
+               seq_lens: Optional[torch.Tensor] = None):
+        """Decodes the next chunk of each stream: ``probs`` (B, T, C) as in
+        ``CTCBeamDecoder.decode``, ``states`` one ``DecoderState`` of this decoder per row,
+        ``is_eos_s`` per row whether this is its stream's last chunk (its state cannot be
+        used again), ``seq_lens`` (B,) frames of the chunk per row, default T.
+
+        Returns (beam_results, beam_scores, timesteps, out_lens) of each stream so far,
+        as ``CTCBeamDecoder.decode`` would on the frames decoded up to now; beam_results
+        and timesteps are as wide as the longest prefix."""
+        batch = self._check_probs(probs)
+        if isinstance(states, DecoderState) or not isinstance(states, Sequence) or len(states) != batch:
+            raise ValueError(f"states must be a sequence of one DecoderState per row of probs ({batch})")
+        if isinstance(is_eos_s, (str, bool)) or not isinstance(is_eos_s, Sequence) or len(is_eos_s) != batch:
+            raise ValueError(f"is_eos_s must be a sequence of one bool per row of probs ({batch})")
+        for i, state in enumerate(states):
+            if not isinstance(state, DecoderState):
+                raise TypeError(f"states[{i}] must be a DecoderState, got {type(state).__name__}")
+            if state._decoder is not self:
+                raise ValueError(f"states[{i}] belongs to another decoder: make it with DecoderState(this decoder)")
+            if state._finished:
+                raise ValueError(f"states[{i}] has reached its end of stream (is_eos); start a new DecoderState")
+        if len({id(state) for state in states}) != batch:
+            raise ValueError("states must be distinct: one stream per row")
+        device = probs.device
+        joined = BeamState.cat([s._state.to(device) if s._state is not None else
+                                BeamState.start(1, self._beam_width, device) for s in states]) if batch else None
+        result, joined = self._search(ctc_beam_search_chunk, probs, seq_lens, state=joined)
+        for i, (state, eos) in enumerate(zip(states, is_eos_s)):
+            state._state = joined.rows(i)
+            state._finished = bool(eos)
+        return result.tokens, -result.scores, result.timesteps, result.lengths
+
+
+class DecoderState:
+    """One stream's beams between the chunks that ``OnlineCTCBeamDecoder.decode`` decodes,
+    as in ctcdecode; about 64 * beam_width + 8 * beam_width * (longest prefix) bytes."""
+
+    def __init__(self, decoder: OnlineCTCBeamDecoder):
+        if not isinstance(decoder, OnlineCTCBeamDecoder):
+            raise TypeError(f"decoder must be an OnlineCTCBeamDecoder, got {type(decoder).__name__}")
+        self._decoder = decoder
+        self._state: Optional[BeamState] = None  # before the first chunk
+        self._finished = False

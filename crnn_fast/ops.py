@@ -7,6 +7,7 @@ each op also has a fake implementation so ``torch.compile(fullgraph=True)`` trac
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from typing import NamedTuple, Optional, Union
 
 import torch
@@ -194,6 +195,21 @@ def ctc_beam_search(
     B * T * C.
     """
     batch, frames, classes = _check_log_probs(log_probs)
+    beam_width, top_paths, blank, blank_penalty, cutoff_top_n, cutoff_prob = _beam_options(
+        classes, beam_width, top_paths, blank, blank_penalty, cutoff_top_n, cutoff_prob)
+    lengths = _check_lengths(input_lengths, "input_lengths", batch, frames, log_probs.device)
+    out = BeamSearchResult(*torch.ops.crnn_fast.ctc_beam_search.default(
+        log_probs, lengths, beam_width, top_paths, blank, blank_penalty, cutoff_top_n, cutoff_prob
+    ))
+    # The kernels check the frames they decode as they read them: a row with NaN or +inf
+    # gets NaN scores (B * K values to look at here, not B * T * C).
+    if not torch.compiler.is_compiling() and bool(out.scores.isnan().any()):
+        _raise_nan_row(out.scores, log_probs, lengths)
+    return out
+
+
+def _beam_options(classes, beam_width, top_paths, blank, blank_penalty, cutoff_top_n, cutoff_prob):
+    """The options of a beam search, checked, with cutoff_top_n at most ``classes``."""
     beam_width = _check_int_arg(beam_width, "beam_width", 1, MAX_BEAM_WIDTH)
     top_paths = _check_int_arg(top_paths, "top_paths", 1, beam_width)
     blank = _check_class_index(blank, "blank", classes)
@@ -204,18 +220,164 @@ def ctc_beam_search(
     cutoff_prob = _check_float_arg(cutoff_prob, "cutoff_prob")
     if not 0.0 < cutoff_prob <= 1.0:
         raise ValueError(f"cutoff_prob must be in (0, 1], got {cutoff_prob}")
+    return beam_width, top_paths, blank, blank_penalty, min(cutoff_top_n, classes), cutoff_prob
+
+
+def _raise_nan_row(scores: torch.Tensor, log_probs: torch.Tensor, lengths: torch.Tensor):
+    """Names what made the first row with NaN scores fail: a NaN or +inf in its frames,
+    else (streaming) its state."""
+    b = int(scores.isnan().any(1).nonzero()[0])
+    row = log_probs[b, : int(lengths[b])]
+    bad = (torch.isnan(row) | torch.isposinf(row)).nonzero()
+    if len(bad) == 0:
+        raise ValueError(f"state row {b} is not a beam state that ctc_beam_search_chunk returned "
+                         "(or its stream has passed 2**31 - 1 frames)")
+    t, c = bad[0].tolist()
+    raise ValueError(f"log_probs[{b}, {t}, {c}] is {row[t, c].item()}: log-probs must not be NaN or +inf")
+
+
+_ENTRY_WORDS = 7  # int64 words per beam entry: sizeof(beam::Entry) / 8 in csrc/beam_search.h
+
+
+@dataclass(frozen=True)
+class BeamState:
+    """The beams of a batch of streams between two chunks (``ctc_beam_search_chunk``).
+
+    Per stream and beam entry (K = beam_width of them, best first): the entry itself
+    as the kernels keep it (``beams``, opaque), its prefix's labels and timesteps
+    (``tokens``, ``timesteps``: (B, K, W) int32 padded with -1, W the longest prefix),
+    its length and log-probability (``lengths``, ``scores``: (B, K), 0 and -inf for an
+    empty slot); ``progress`` (B, 2) int64 holds the frames decoded and the entries in
+    the beam. ``classes`` is the chunks' class count (0 before the first chunk).
+    About 64 * K + 8 * K * W bytes per stream, whatever the frames decoded.
+    """
+
+    beams: torch.Tensor
+    tokens: torch.Tensor
+    timesteps: torch.Tensor
+    lengths: torch.Tensor
+    scores: torch.Tensor
+    progress: torch.Tensor
+    classes: int = 0
+
+    @classmethod
+    def start(cls, batch: int, beam_width: int, device: Union[str, torch.device] = "cpu") -> "BeamState":
+        """The state of ``batch`` streams that have decoded no frame yet."""
+        batch = _check_int_arg(batch, "batch", 0)
+        beam_width = _check_int_arg(beam_width, "beam_width", 1, MAX_BEAM_WIDTH)
+        empty = torch.empty((batch, beam_width, 0), dtype=torch.int32, device=device)
+        return cls(torch.zeros((batch, beam_width, _ENTRY_WORDS), dtype=torch.int64, device=device), empty, empty,
+                   torch.zeros((batch, beam_width), dtype=torch.int32, device=device),
+                   torch.full((batch, beam_width), -math.inf, device=device),
+                   torch.zeros((batch, 2), dtype=torch.int64, device=device))
+
+    @property
+    def batch_size(self) -> int:
+        return self.beams.shape[0]
+
+    @property
+    def beam_width(self) -> int:
+        return self.beams.shape[1]
+
+    @property
+    def device(self) -> torch.device:
+        return self.beams.device
+
+    @property
+    def frames(self) -> torch.Tensor:
+        """(B,) int64 frames each stream has decoded."""
+        return self.progress[:, 0]
+
+    def result(self, top_paths: int = 1) -> BeamSearchResult:
+        """The ``top_paths`` best prefixes so far (tokens and timesteps W wide)."""
+        top_paths = _check_int_arg(top_paths, "top_paths", 1, self.beam_width)
+        return BeamSearchResult(self.tokens[:, :top_paths], self.lengths[:, :top_paths], self.scores[:, :top_paths],
+                                self.timesteps[:, :top_paths])
+
+    def to(self, device: Union[str, torch.device]) -> "BeamState":
+        return BeamState(*(getattr(self, f.name).to(device) for f in fields(self)[:-1]), classes=self.classes)
+
+    def rows(self, index: Union[int, slice]) -> "BeamState":
+        """The state of some of the streams (views, no copy)."""
+        index = slice(index, index + 1) if isinstance(index, int) else index
+        return BeamState(*(getattr(self, f.name)[index] for f in fields(self)[:-1]), classes=self.classes)
+
+    @staticmethod
+    def cat(states: Sequence["BeamState"]) -> "BeamState":
+        """One state of the streams of ``states``, in order (rows padded to the widest)."""
+        if not states or not all(isinstance(s, BeamState) for s in states):
+            raise TypeError("states must be a non-empty sequence of BeamState")
+        first = states[0]
+        if any(s.beam_width != first.beam_width or s.device != first.device for s in states):
+            raise ValueError("states must share one beam_width and device")
+        classes = {s.classes for s in states} - {0}
+        if len(classes) > 1:
+            raise ValueError(f"states come from chunks of different class counts: {sorted(classes)}")
+        width = max(s.tokens.shape[2] for s in states)
+
+        def rows(name):
+            return torch.cat([torch.nn.functional.pad(getattr(s, name), (0, width - s.tokens.shape[2]), value=-1)
+                              for s in states])
+
+        return BeamState(torch.cat([s.beams for s in states]), rows("tokens"), rows("timesteps"),
+                         torch.cat([s.lengths for s in states]), torch.cat([s.scores for s in states]),
+                         torch.cat([s.progress for s in states]), classes=classes.pop() if classes else 0)
+
+
+def ctc_beam_search_chunk(
+    log_probs: torch.Tensor,
+    input_lengths: Lengths = None,
+    beam_width: int = 10,
+    top_paths: int = 1,
+    blank: int = 0,
+    blank_penalty: float = 0.0,
+    cutoff_top_n: Optional[int] = None,
+    cutoff_prob: float = 1.0,
+    state: Optional[BeamState] = None,
+) -> tuple[BeamSearchResult, BeamState]:
+    """``ctc_beam_search`` over one chunk of a batch of streams, from their ``state``.
+
+    Decoding a stream chunk by chunk, each call given the state the previous one
+    returned (``None`` for the first: streams with no frame yet), gives exactly the
+    beams, scores and timesteps of ``ctc_beam_search`` on the whole stream, whatever the
+    chunk sizes. ``input_lengths`` are the frames of this chunk per stream (0: the
+    stream waits); timesteps count from each stream's first frame. The options are
+    those of ``ctc_beam_search``; pass the same ones with every chunk of a stream.
+
+    Returns ``(result, state)``: the ``top_paths`` best prefixes so far as a
+    ``BeamSearchResult`` (tokens and timesteps as wide as the longest prefix in the
+    beams, not T), and the state to pass with the next chunk (states are never
+    modified; an old one can be decoded again). Per chunk the work is that of decoding
+    its frames, plus rewriting each beam entry's prefix (K * W labels); nothing grows
+    with the frames already decoded. Results and state stay on ``log_probs``' device;
+    a CUDA call synchronises once, to size the state's rows.
+    """
+    batch, frames, classes = _check_log_probs(log_probs)
+    beam_width, top_paths, blank, blank_penalty, cutoff_top_n, cutoff_prob = _beam_options(
+        classes, beam_width, top_paths, blank, blank_penalty, cutoff_top_n, cutoff_prob)
     lengths = _check_lengths(input_lengths, "input_lengths", batch, frames, log_probs.device)
-    out = BeamSearchResult(*torch.ops.crnn_fast.ctc_beam_search.default(
-        log_probs, lengths, beam_width, top_paths, blank, blank_penalty, min(cutoff_top_n, classes), cutoff_prob
-    ))
-    # The kernels check the frames they decode as they read them: a row with NaN or +inf
-    # gets NaN scores (B * K values to look at here, not B * T * C).
-    if not torch.compiler.is_compiling() and bool(out.scores.isnan().any()):
-        b = int(out.scores.isnan().any(1).nonzero()[0])
-        row = log_probs[b, : int(lengths[b])]
-        t, c = (torch.isnan(row) | torch.isposinf(row)).nonzero()[0].tolist()
-        raise ValueError(f"log_probs[{b}, {t}, {c}] is {row[t, c].item()}: log-probs must not be NaN or +inf")
-    return out
+    if state is None:
+        state = BeamState.start(batch, beam_width, log_probs.device)
+    elif not isinstance(state, BeamState):
+        raise TypeError(f"state must be a BeamState (or None to start), got {type(state).__name__}")
+    elif state.batch_size != batch:
+        raise ValueError(f"state holds {state.batch_size} streams but log_probs has B={batch}")
+    elif state.beam_width != beam_width:
+        raise ValueError(f"state was decoded with beam_width={state.beam_width}, got beam_width={beam_width}")
+    elif state.classes not in (0, classes):
+        raise ValueError(f"state was decoded from chunks of C={state.classes} classes, this chunk has C={classes}")
+    elif state.device != log_probs.device:
+        raise ValueError(f"state is on {state.device} but log_probs is on {log_probs.device}")
+    beams, tokens, timesteps, out_lengths, scores, progress = torch.ops.crnn_fast.ctc_beam_search_chunk.default(
+        log_probs, lengths, state.beams, state.tokens, state.timesteps, state.progress, blank, blank_penalty,
+        cutoff_top_n, cutoff_prob)
+    if not torch.compiler.is_compiling() and batch > 0:
+        nan, width = torch.stack((scores.isnan().any().long(), out_lengths.amax().long())).tolist()
+        if nan:
+            _raise_nan_row(scores, log_probs, lengths)
+        tokens, timesteps = tokens[..., :width].contiguous(), timesteps[..., :width].contiguous()
+    new = BeamState(beams, tokens, timesteps, out_lengths, scores, progress, classes)
+    return new.result(top_paths), new
 
 
 def _check_tokens(tokens, name: str) -> torch.Tensor:
@@ -388,6 +550,21 @@ def _ctc_beam_search_fake(log_probs, input_lengths, beam_width, top_paths, blank
         log_probs.new_empty((batch, top_paths), dtype=torch.int32),
         log_probs.new_empty((batch, top_paths), dtype=torch.float32),
         log_probs.new_empty((batch, top_paths, frames), dtype=torch.int32),
+    )
+
+
+@torch.library.register_fake("crnn_fast::ctc_beam_search_chunk")
+def _ctc_beam_search_chunk_fake(log_probs, input_lengths, beams, tokens, timesteps, progress, blank, blank_penalty,
+                                cutoff_top_n, cutoff_prob):
+    batch, beam_width = beams.shape[0], beams.shape[1]
+    width = tokens.shape[2] + log_probs.shape[1]
+    return (
+        beams.new_empty(beams.shape),
+        tokens.new_empty((batch, beam_width, width)),
+        tokens.new_empty((batch, beam_width, width)),
+        tokens.new_empty((batch, beam_width)),
+        log_probs.new_empty((batch, beam_width), dtype=torch.float32),
+        progress.new_empty((batch, 2)),
     )
 
 

@@ -34,6 +34,11 @@
 // frame of its most probable emission, as in ctcdecode.
 //
 // A frame holding NaN or +inf stops the sequence's decoding: its scores come out NaN.
+//
+// Streaming (run_chunk): between chunks a sequence's state is its beam (the entries
+// as they are, so the next frame is decoded exactly as if no chunk ended) and, per
+// entry, its prefix's labels and timesteps, rebuilt at the end of each chunk from the
+// chunk's history and the state's rows. Timesteps count from the stream's first frame.
 #pragma once
 
 #include <cmath>
@@ -63,6 +68,7 @@ inline namespace cpu_build {
 constexpr uint64_t kEmptyHash = 0x9E3779B97F4A7C15ull;
 constexpr int64_t kMaxBeamWidth = 4096;
 constexpr int64_t kMaxWorkspaceBytes = int64_t{1} << 30;  // per sequence
+constexpr int64_t kMaxFrames = 2147483647;  // a stream's frames, as int32 timesteps count them
 constexpr uint64_t kNone = ~uint64_t{0};  // ranks after every candidate
 
 C10_HOST_DEVICE inline uint64_t extend_hash(uint64_t h, int32_t label) {
@@ -146,6 +152,32 @@ struct Entry {
   int32_t last, len, last_t;
   int32_t src, label;  // where the entry came from this frame (label -1: kept the prefix)
   int32_t parent;      // the beam index of the prefix without its last label, or -1
+};
+// The state tensors hold entries as int64 words.
+static_assert(sizeof(Entry) % 8 == 0 && alignof(Entry) <= 8, "Entry must fill whole int64 words");
+constexpr int64_t kEntryWords = sizeof(Entry) / 8;
+
+// One sequence's streaming state (see run_chunk) in the state tensors' storage: K
+// entries; per entry a row of labels and one of timesteps, `width` wide, padded with
+// -1; progress = {frames decoded, entries in the beam}. at(b, K) is row b of a batch.
+template <typename E, typename I, typename P>
+struct StreamRows {
+  E* beams;
+  I *tokens, *timesteps;
+  int64_t width;
+  P* progress;
+  C10_HOST_DEVICE StreamRows at(int64_t b, int64_t K) const {
+    return {beams + b * K, tokens + b * K * width, timesteps + b * K * width, width, progress + 2 * b};
+  }
+};
+using StreamIn = StreamRows<const Entry, const int32_t, const int64_t>;
+// The state a chunk leaves, with each entry's prefix length and score beside it.
+struct StreamOut : StreamRows<Entry, int32_t, int64_t> {
+  int32_t* lengths;
+  float* scores;
+  C10_HOST_DEVICE StreamOut at(int64_t b, int64_t K) const {
+    return {StreamRows::at(b, K), lengths + b * K, scores + b * K};
+  }
 };
 
 // What keeping prefix k through a frame gives: pb, pnb, the parent's emission of the
@@ -346,14 +378,38 @@ class Decoder {
 
   C10_HOST_DEVICE int64_t bytes() const { return bytes_; }
 
+  // Decodes the next `len` frames of a sequence from its state `in` (a new sequence if
+  // it has decoded no frame yet) and writes the state after them to `out`, whose rows
+  // are at least in.width + len wide. Frames as in run; a frame with NaN or +inf, or a
+  // state that this decoder cannot have written (an entry out of range), leave no
+  // entries and NaN scores.
+  C10_HOST_DEVICE void run_chunk(const scalar_t* log_probs, int64_t sT, int64_t sC, int64_t len, const Params& p,
+                                 const StreamIn& in, const StreamOut& out) {
+    t0_ = in.progress[0];
+    bad_ = t0_ < 0 || t0_ > kMaxFrames - len;  // timesteps are int32
+    if (!bad_ && t0_ == 0) {
+      start();
+    } else if (!bad_) {
+      bad_ = !load(in);
+    }
+    for (int64_t t = 0; t < len && !bad_; ++t) step(log_probs + t * sT, sC, t, p);
+    if (bad_) size_ = 0;
+    write_state(len, in, out);
+    out.progress[0] = t0_ + len;
+    out.progress[1] = size_;
+    if (bad_) {
+      for (int64_t k = 0; k < L.K; ++k) out.scores[k] = NAN;
+    }
+  }
+
   // Decodes `len` frames of (C,) log-prob rows (`frame(t)[c * sC]`) and writes the
   // top_paths best prefixes: tokens/timesteps rows of width T padded with -1. A frame
   // with NaN or +inf ends the decoding: no prefixes, NaN scores.
   C10_HOST_DEVICE void run(const scalar_t* log_probs, int64_t sT, int64_t sC, int64_t len, const Params& p,
                            int32_t* tokens, int32_t* out_lengths, float* scores, int32_t* timesteps) {
-    size_ = 1;
+    t0_ = 0;
     bad_ = false;
-    beam_[0] = Entry{kEmptyHash, 0, 0.0f, -INFINITY, 0.0f, -INFINITY, -1, 0, -1, -1, -1, -1};
+    start();
     for (int64_t t = 0; t < len && !bad_; ++t) step(log_probs + t * sT, sC, t, p);
     if (bad_) size_ = 0;
     write_paths(len, p.top_paths, tokens, out_lengths, scores, timesteps);
@@ -363,6 +419,29 @@ class Decoder {
   }
 
  private:
+  // The beam before the first frame: the empty prefix.
+  C10_HOST_DEVICE void start() {
+    size_ = 1;
+    beam_[0] = Entry{kEmptyHash, 0, 0.0f, -INFINITY, 0.0f, -INFINITY, -1, 0, -1, -1, -1, -1};
+  }
+
+  // Takes the beam of a state; false if an entry could not have come from a decoder
+  // of this width and class count (what step indexes with them is checked).
+  C10_HOST_DEVICE bool load(const StreamIn& in) {
+    const int64_t n = in.progress[1];
+    if (n < 0 || n > L.K) return false;
+    size_ = static_cast<int32_t>(n);
+    for (int32_t k = 0; k < size_; ++k) {
+      const Entry& e = in.beams[k];
+      if (e.len < 0 || e.len > in.width || (e.len > 0 && (e.last < 0 || e.last >= L.C)) || e.parent < -1 ||
+          e.parent >= size_) {
+        return false;
+      }
+      beam_[k] = e;
+    }
+    return true;
+  }
+
   C10_HOST_DEVICE void step(const scalar_t* frame, int64_t sC, int64_t t, const Params& p) {
     if (p.prune) {  // the cutoff ranks classes before the stays need it
       gather_classes(frame, sC, -INFINITY);
@@ -404,7 +483,7 @@ class Decoder {
           s.feed = (q.last == e.last ? q.pb : q.score) + lp;
           if (lp > s.last_lp) {
             s.last_lp = lp;
-            s.last_t = static_cast<int32_t>(t);
+            s.last_t = static_cast<int32_t>(t0_ + t);
           }
         }
       }
@@ -778,7 +857,7 @@ class Decoder {
     x.last_lp = lp;
     x.last = x.label = c;
     x.len = beam_[k].len + 1;
-    x.last_t = static_cast<int32_t>(t);
+    x.last_t = static_cast<int32_t>(t0_ + t);
     x.src = k;
     x.parent_hash = beam_[k].hash;
     x.hash = extend_hash(x.parent_hash, c);
@@ -904,6 +983,48 @@ class Decoder {
     }
   }
 
+  // Writes the beam as a state: the entries, and each one's labels and timesteps read
+  // back through the chunk's `len` frames of history to the entry it came from in
+  // `in`, whose rows hold the rest. A label's timestep is settled once a label follows
+  // it; the last one's is the entry's last_t.
+  C10_HOST_DEVICE void write_state(int64_t len, const StreamIn& in, const StreamOut& out) const {
+    const int64_t W = out.width;
+    for (int64_t k = 0; k < L.K; ++k) {
+      int32_t* row = out.tokens + k * W;
+      int32_t* times = out.timesteps + k * W;
+      for (int64_t i = 0; i < W; ++i) row[i] = times[i] = -1;
+      if (k >= size_) {
+        out.beams[k] = Entry{};
+        out.lengths[k] = 0;
+        out.scores[k] = -INFINITY;
+        continue;
+      }
+      const Entry& e = beam_[k];
+      out.beams[k] = e;
+      out.lengths[k] = e.len;
+      out.scores[k] = e.score;
+      int32_t cur = static_cast<int32_t>(k), pos = e.len - 1, token_t = e.last_t;
+      for (int64_t t = len - 1; t >= 0 && pos >= 0; --t) {
+        const int32_t label = hist_label_[t * L.K + cur];
+        cur = hist_src_[t * L.K + cur];
+        if (label >= 0) {
+          row[pos] = label;
+          times[pos] = token_t;
+          --pos;
+          token_t = t > 0 ? hist_last_t_[(t - 1) * L.K + cur] : in.beams[cur].last_t;
+        }
+      }
+      if (pos < 0 || t0_ == 0) continue;  // (a new sequence's first entry has no labels)
+      const int32_t* from = in.tokens + cur * in.width;
+      const int32_t* from_times = in.timesteps + cur * in.width;
+      for (int32_t i = 0; i <= pos; ++i) {
+        row[i] = from[i];
+        times[i] = from_times[i];
+      }
+      times[pos] = token_t;
+    }
+  }
+
   Layout L;
   Entry *beam_, *next_;           // the beam, the next one
   Stay* stays_;                   // this frame's stays
@@ -925,6 +1046,7 @@ class Decoder {
   int32_t* slot_val_;
   int32_t *hist_src_, *hist_label_, *hist_last_t_;  // per frame and entry
   int64_t bytes_ = 0;
+  int64_t t0_ = 0;     // the stream's frames before this run's first
   bool bad_ = false;   // the frame holds NaN or +inf
   bool avx2_ = false;  // gather and rank with AVX2
   int32_t size_ = 0, queue_size_ = 0, n_open_ = 0;

@@ -11,6 +11,14 @@ STABLE_TORCH_LIBRARY(crnn_fast, m) {
   m.def(
       "ctc_beam_search(Tensor log_probs, Tensor input_lengths, int beam_width, int top_paths, int blank, "
       "float blank_penalty, int cutoff_top_n, float cutoff_prob) -> (Tensor, Tensor, Tensor, Tensor)");
+  // One chunk of a batch of streams, from the state (beams, tokens, timesteps, progress)
+  // the previous chunk returned (all zeros, W = 0, before the first) to the next:
+  // (beams, tokens (B, K, W + T), timesteps, lengths (B, K) int32, scores (B, K) float32,
+  // progress); see csrc/beam_search.h.
+  m.def(
+      "ctc_beam_search_chunk(Tensor log_probs, Tensor input_lengths, Tensor beams, Tensor tokens, "
+      "Tensor timesteps, Tensor progress, int blank, float blank_penalty, int cutoff_top_n, float cutoff_prob) "
+      "-> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
   m.def("edit_distance(Tensor hyp, Tensor hyp_lengths, Tensor ref, Tensor ref_lengths) -> Tensor");
   // Returns (distances (B,) int32, totals (5,) int64: exact, exact after folding,
   // position-wise matches, edits, reference tokens).
