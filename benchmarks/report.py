@@ -74,6 +74,8 @@ def table(rows):
                              f"this {extra['anchor_more_probable']})")
             if extra.get("same_cer") is not None:
                 notes.append("same CER" if extra["same_cer"] else "CER DIFFERS")
+            if "chunks" in extra:
+                notes.append(f"{fmt_time(row['per_item'] * row['items'] / extra['chunks'])} per chunk of the batch")
             if "exact" in extra:
                 notes.append(f"exact {100 * extra['exact']:.2f}%")
             lines.append(f"| {group} | {row['label']} | {row['items']} | {fmt_time(row['per_item'])} | "

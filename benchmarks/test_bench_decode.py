@@ -229,3 +229,46 @@ def test_speech_fast_ctc_decode(benchmark, sizes, beam):
 def test_speech_flashlight_text(benchmark, sizes, beam):
     n = max(1, sizes[1] // 100)
     run_anchor(benchmark, "flashlight-text", peaky_log_probs(n, *SPEECH), f"beam {beam} {shape_id(SPEECH)}", beam)
+
+
+# ------------------------------------------------------------------- streaming
+
+STREAMS, CHUNK = 256, 8  # streams decoded side by side, frames per chunk
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("api", ["whole", "ctc_beam_search_chunk", "OnlineCTCBeamDecoder"])
+def test_stream_crnn_fast(benchmark, sizes, api, device):
+    """A batch of streams decoded chunk by chunk (time per chunk: the row's time over its
+    chunks), against decoding the whole streams at once; the streamed top beams are
+    checked equal to the whole ones."""
+    n = min(STREAMS, sizes[0])
+    lp = peaky_log_probs(n, *SPEECH).to(device)
+    chunks = [lp[:, lo:lo + CHUNK] for lo in range(0, lp.shape[1], CHUNK)]
+    variant = {} if api == "whole" else dict(variant=f"{api}, {len(chunks)} chunks", chunks=len(chunks))
+    record(benchmark, f"stream {shape_id(SPEECH)}, beam 10, chunks of {CHUNK}", n, library=f"crnn_fast {device}",
+           device=device, beam=10, **variant)
+    decoder = crnn_fast.OnlineCTCBeamDecoder([str(c) for c in range(SPEECH[1])], beam_width=10,
+                                             cutoff_top_n=SPEECH[1], num_processes=torch.get_num_threads(),
+                                             log_probs_input=True)
+
+    def stream_low_level():
+        result, state = None, None
+        for chunk in chunks:
+            result, state = crnn_fast.ctc_beam_search_chunk(chunk, beam_width=10, state=state)
+        return result.tokens[:, 0], result.lengths[:, 0]
+
+    def stream_online():
+        states = [crnn_fast.DecoderState(decoder) for _ in range(n)]
+        for i, chunk in enumerate(chunks):
+            beams, _, _, lens = decoder.decode(chunk, states, [i == len(chunks) - 1] * n)
+        return beams[:, 0], lens[:, 0]
+
+    def whole():
+        result = crnn_fast.ctc_beam_search(lp, beam_width=10)
+        return result.tokens[:, 0], result.lengths[:, 0]
+
+    run = {"whole": whole, "ctc_beam_search_chunk": stream_low_level, "OnlineCTCBeamDecoder": stream_online}[api]
+    tokens, lengths = benchmark.pedantic(synchronized(run, device), rounds=ROUNDS, iterations=1)
+    want_tokens, want_lengths = whole()
+    assert torch.equal(lengths, want_lengths) and torch.equal(tokens, want_tokens[:, : tokens.shape[1]])

@@ -151,14 +151,23 @@ class OnlineCTCBeamDecoder(_BeamDecoder):
                 raise ValueError(f"states[{i}] has reached its end of stream (is_eos); start a new DecoderState")
         if len({id(state) for state in states}) != batch:
             raise ValueError("states must be distinct: one stream per row")
-        device = probs.device
-        joined = BeamState.cat([s._state.to(device) if s._state is not None else
-                                BeamState.start(1, self._beam_width, device) for s in states]) if batch else None
-        result, joined = self._search(ctc_beam_search_chunk, probs, seq_lens, state=joined)
+        result, joined = self._search(ctc_beam_search_chunk, probs, seq_lens, state=self._join(states, probs.device))
         for i, (state, eos) in enumerate(zip(states, is_eos_s)):
-            state._state = joined.rows(i)
+            state._batch, state._row = joined, i
             state._finished = bool(eos)
         return result.tokens, -result.scores, result.timesteps, result.lengths
+
+    def _join(self, states: Sequence["DecoderState"], device: torch.device) -> Optional[BeamState]:
+        """The batch state of ``states``: as it is when they are the rows of the last call's
+        batch in order (decoding a fixed batch of streams copies nothing), else gathered."""
+        if not states:
+            return None
+        last = states[0]._batch
+        if last is not None and last.batch_size == len(states) and all(
+                s._batch is last and s._row == i for i, s in enumerate(states)):
+            return last.to(device)
+        return BeamState.cat([BeamState.start(1, self._beam_width, device) if s._batch is None
+                              else s._batch.rows(s._row).to(device) for s in states])
 
 
 class DecoderState:
@@ -169,5 +178,6 @@ class DecoderState:
         if not isinstance(decoder, OnlineCTCBeamDecoder):
             raise TypeError(f"decoder must be an OnlineCTCBeamDecoder, got {type(decoder).__name__}")
         self._decoder = decoder
-        self._state: Optional[BeamState] = None  # before the first chunk
+        self._batch: Optional[BeamState] = None  # the state of the last batch it was decoded in (None: none yet)
+        self._row = 0  # its row there
         self._finished = False

@@ -295,6 +295,8 @@ class BeamState:
                                 self.timesteps[:, :top_paths])
 
     def to(self, device: Union[str, torch.device]) -> "BeamState":
+        if torch.device(device) == self.device:
+            return self
         return BeamState(*(getattr(self, f.name).to(device) for f in fields(self)[:-1]), classes=self.classes)
 
     def rows(self, index: Union[int, slice]) -> "BeamState":
@@ -375,7 +377,8 @@ def ctc_beam_search_chunk(
         nan, width = torch.stack((scores.isnan().any().long(), out_lengths.amax().long())).tolist()
         if nan:
             _raise_nan_row(scores, log_probs, lengths)
-        tokens, timesteps = tokens[..., :width].contiguous(), timesteps[..., :width].contiguous()
+        # Views: the next chunk reads them in place, and writes rows at most T wider.
+        tokens, timesteps = tokens[..., :width], timesteps[..., :width]
     new = BeamState(beams, tokens, timesteps, out_lengths, scores, progress, classes)
     return new.result(top_paths), new
 

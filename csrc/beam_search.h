@@ -158,16 +158,17 @@ static_assert(sizeof(Entry) % 8 == 0 && alignof(Entry) <= 8, "Entry must fill wh
 constexpr int64_t kEntryWords = sizeof(Entry) / 8;
 
 // One sequence's streaming state (see run_chunk) in the state tensors' storage: K
-// entries; per entry a row of labels and one of timesteps, `width` wide, padded with
-// -1; progress = {frames decoded, entries in the beam}. at(b, K) is row b of a batch.
+// entries; per entry a row of labels and one of timesteps, `width` wide (padded with
+// -1) and `stride` apart; progress = {frames decoded, entries in the beam}. at(b, K) is
+// row b of a batch.
 template <typename E, typename I, typename P>
 struct StreamRows {
   E* beams;
   I *tokens, *timesteps;
-  int64_t width;
+  int64_t width, stride;
   P* progress;
   C10_HOST_DEVICE StreamRows at(int64_t b, int64_t K) const {
-    return {beams + b * K, tokens + b * K * width, timesteps + b * K * width, width, progress + 2 * b};
+    return {beams + b * K, tokens + b * K * stride, timesteps + b * K * stride, width, stride, progress + 2 * b};
   }
 };
 using StreamIn = StreamRows<const Entry, const int32_t, const int64_t>;
@@ -988,11 +989,10 @@ class Decoder {
   // `in`, whose rows hold the rest. A label's timestep is settled once a label follows
   // it; the last one's is the entry's last_t.
   C10_HOST_DEVICE void write_state(int64_t len, const StreamIn& in, const StreamOut& out) const {
-    const int64_t W = out.width;
     for (int64_t k = 0; k < L.K; ++k) {
-      int32_t* row = out.tokens + k * W;
-      int32_t* times = out.timesteps + k * W;
-      for (int64_t i = 0; i < W; ++i) row[i] = times[i] = -1;
+      int32_t* row = out.tokens + k * out.stride;
+      int32_t* times = out.timesteps + k * out.stride;
+      for (int64_t i = k < size_ ? beam_[k].len : 0; i < out.width; ++i) row[i] = times[i] = -1;
       if (k >= size_) {
         out.beams[k] = Entry{};
         out.lengths[k] = 0;
@@ -1015,8 +1015,8 @@ class Decoder {
         }
       }
       if (pos < 0 || t0_ == 0) continue;  // (a new sequence's first entry has no labels)
-      const int32_t* from = in.tokens + cur * in.width;
-      const int32_t* from_times = in.timesteps + cur * in.width;
+      const int32_t* from = in.tokens + cur * in.stride;
+      const int32_t* from_times = in.timesteps + cur * in.stride;
       for (int32_t i = 0; i <= pos; ++i) {
         row[i] = from[i];
         times[i] = from_times[i];

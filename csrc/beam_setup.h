@@ -42,13 +42,13 @@ struct StreamOutputs {
 inline beam::StreamIn stream_in(const StreamTensors& s) {
   return {static_cast<const beam::Entry*>(s.beams.const_data_ptr()),
           static_cast<const int32_t*>(s.tokens.const_data_ptr()),
-          static_cast<const int32_t*>(s.timesteps.const_data_ptr()), s.tokens.size(2),
+          static_cast<const int32_t*>(s.timesteps.const_data_ptr()), s.tokens.size(2), s.tokens.stride(1),
           static_cast<const int64_t*>(s.progress.const_data_ptr())};
 }
 
 inline beam::StreamOut stream_out(const StreamOutputs& s) {
   return {{static_cast<beam::Entry*>(s.beams.mutable_data_ptr()), static_cast<int32_t*>(s.tokens.mutable_data_ptr()),
-           static_cast<int32_t*>(s.timesteps.mutable_data_ptr()), s.tokens.size(2),
+           static_cast<int32_t*>(s.timesteps.mutable_data_ptr()), s.tokens.size(2), s.tokens.stride(1),
            static_cast<int64_t*>(s.progress.mutable_data_ptr())},
           static_cast<int32_t*>(s.lengths.mutable_data_ptr()),
           static_cast<float*>(s.scores.mutable_data_ptr())};
@@ -80,8 +80,18 @@ inline StreamOutputs prepare_beam_chunk(const Tensor& log_probs, const Tensor& i
   check_beam_args(C, K, 1, blank, cutoff_top_n, cutoff_prob);
   STD_TORCH_CHECK(beam::Layout(K, T, C).bytes() <= beam::kMaxWorkspaceBytes,
                   "beam_width * T is too large: one chunk would need more than 1 GiB of beam history");
-  state = {torch::stable::contiguous(state.beams), torch::stable::contiguous(state.tokens),
-           torch::stable::contiguous(state.timesteps), torch::stable::contiguous(state.progress)};
+  // Rows may be a narrower view of contiguous ones (the wrapper trims them to the
+  // longest prefix): then they are read in place.
+  state.beams = torch::stable::contiguous(state.beams);
+  state.progress = torch::stable::contiguous(state.progress);
+  const auto row_view = [&](const Tensor& rows) {
+    return rows.stride(2) == 1 && rows.stride(1) >= rows.size(2) && rows.stride(0) == K * rows.stride(1) &&
+           rows.stride(1) == state.tokens.stride(1);
+  };
+  if (!row_view(state.tokens) || !row_view(state.timesteps)) {
+    state.tokens = torch::stable::contiguous(state.tokens);
+    state.timesteps = torch::stable::contiguous(state.timesteps);
+  }
   const int64_t W = state.tokens.size(2) + T;
   return {torch::stable::empty({B, K, beam::kEntryWords}, ScalarType::Long, std::nullopt, device),
           torch::stable::empty({B, K, W}, ScalarType::Int, std::nullopt, device),

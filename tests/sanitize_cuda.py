@@ -63,6 +63,21 @@ def main():
         same(f"ctc_beam_search case {i} time-major", crnn_fast.ctc_beam_search(x.to(device), lengths, beam, top, **opts),
              crnn_fast.ctc_beam_search(x, lengths, beam, top, **opts), scores=(2,))
 
+        # The same frames streamed in chunks of 1, 7 and the rest: the final state as the
+        # CPU kernel leaves it (its opaque entries hold scores, which may round differently).
+        x = log_probs(B, T, C, seed=i)
+        cuts = [c for c in (1, 8) if c < T]
+        for side in (device, "cpu"):
+            state = None
+            for lo, hi in zip([0, *cuts], [*cuts, T]):
+                rows = None if lengths is None else (torch.tensor(lengths) - lo).clamp(0, hi - lo)
+                _, state = crnn_fast.ctc_beam_search_chunk(x[:, lo:hi].to(side), rows, beam, top, state=state, **opts)
+            if side == device:
+                got = state
+        want = state
+        same(f"ctc_beam_search_chunk case {i}", [got.tokens, got.timesteps, got.lengths, got.progress, got.scores],
+             [want.tokens, want.timesteps, want.lengths, want.progress, want.scores], scores=(4,))
+
     for i, (B, T, C) in enumerate([(0, 5, 4), (3, 0, 4), (4, 1, 3), (16, 18, 63), (3, 40, 1100), (2, 70, 33)]):
         x = log_probs(B, T, C, seed=i).transpose(0, 1).contiguous().transpose(0, 1)
         lengths = torch.randint(0, T + 1, (B,), generator=torch.Generator().manual_seed(i))
