@@ -78,7 +78,8 @@ def render(info: dict) -> str:
         f"shipped models   {', '.join(info['shipped_models']) or 'none'}",
         "ops:",
     ]
-    lines += [f"  {name:<20} {', '.join(keys) or 'none'}" for name, keys in info["kernels"].items()]
+    width = max(map(len, info["kernels"]), default=0)
+    lines += [f"  {name:<{width}}  {', '.join(keys) or 'none'}" for name, keys in info["kernels"].items()]
     return "\n".join(lines)
 
 

@@ -7,7 +7,7 @@ each op also has a fake implementation so ``torch.compile(fullgraph=True)`` trac
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import NamedTuple, Optional, Union
 
 import torch
@@ -236,28 +236,32 @@ def _raise_nan_row(scores: torch.Tensor, log_probs: torch.Tensor, lengths: torch
     raise ValueError(f"log_probs[{b}, {t}, {c}] is {row[t, c].item()}: log-probs must not be NaN or +inf")
 
 
-_ENTRY_WORDS = 7  # int64 words per beam entry: sizeof(beam::Entry) / 8 in csrc/beam_search.h
+_ENTRY_WORDS = 8  # int64 words per beam entry: sizeof(beam::Entry) / 8 in csrc/beam_search.h
 
 
 @dataclass(frozen=True)
 class BeamState:
     """The beams of a batch of streams between two chunks (``ctc_beam_search_chunk``).
 
-    Per stream and beam entry (K = beam_width of them, best first): the entry itself
-    as the kernels keep it (``beams``, opaque), its prefix's labels and timesteps
-    (``tokens``, ``timesteps``: (B, K, W) int32 padded with -1, W the longest prefix),
-    its length and log-probability (``lengths``, ``scores``: (B, K), 0 and -inf for an
-    empty slot); ``progress`` (B, 2) int64 holds the frames decoded and the entries in
-    the beam. ``classes`` is the chunks' class count (0 before the first chunk).
-    About 64 * K + 8 * K * W bytes per stream, whatever the frames decoded.
+    Per stream: its K = beam_width entries as the kernels keep them (``beams``,
+    opaque), with each entry's prefix length and log-probability (``lengths``,
+    ``scores``: (B, K), 0 and -inf for an empty slot), ``progress`` (B, 2) int64 (frames
+    decoded, entries in the beam), and the prefix tree that holds the entries' labels
+    and timesteps (``nodes`` (B, N, 3) int32, ``nodes_used`` (B,) int64): a label
+    appended in a chunk becomes one node, however many entries share it. Trees grow in
+    place and are shared with the states decoded from them; every state stays valid.
+    ``classes`` is the chunks' class count (0 before the first chunk). Memory per
+    stream: 64 * K bytes for the beam and 12 bytes per tree node, at most about twice
+    the nodes the beam reaches plus 2 * K * T (T: the chunk's frames); never more than
+    the K prefixes' labels, whatever the frames decoded.
     """
 
     beams: torch.Tensor
-    tokens: torch.Tensor
-    timesteps: torch.Tensor
+    progress: torch.Tensor
     lengths: torch.Tensor
     scores: torch.Tensor
-    progress: torch.Tensor
+    nodes: torch.Tensor
+    nodes_used: torch.Tensor
     classes: int = 0
 
     @classmethod
@@ -265,11 +269,12 @@ class BeamState:
         """The state of ``batch`` streams that have decoded no frame yet."""
         batch = _check_int_arg(batch, "batch", 0)
         beam_width = _check_int_arg(beam_width, "beam_width", 1, MAX_BEAM_WIDTH)
-        empty = torch.empty((batch, beam_width, 0), dtype=torch.int32, device=device)
-        return cls(torch.zeros((batch, beam_width, _ENTRY_WORDS), dtype=torch.int64, device=device), empty, empty,
+        return cls(torch.zeros((batch, beam_width, _ENTRY_WORDS), dtype=torch.int64, device=device),
+                   torch.zeros((batch, 2), dtype=torch.int64, device=device),
                    torch.zeros((batch, beam_width), dtype=torch.int32, device=device),
                    torch.full((batch, beam_width), -math.inf, device=device),
-                   torch.zeros((batch, 2), dtype=torch.int64, device=device))
+                   torch.zeros((batch, 0, 3), dtype=torch.int32, device=device),
+                   torch.zeros((batch,), dtype=torch.int64, device=device))
 
     @property
     def batch_size(self) -> int:
@@ -289,24 +294,31 @@ class BeamState:
         return self.progress[:, 0]
 
     def result(self, top_paths: int = 1) -> BeamSearchResult:
-        """The ``top_paths`` best prefixes so far (tokens and timesteps W wide)."""
+        """The ``top_paths`` best prefixes so far, read back from the trees: tokens and
+        timesteps as wide as the longest of them."""
         top_paths = _check_int_arg(top_paths, "top_paths", 1, self.beam_width)
-        return BeamSearchResult(self.tokens[:, :top_paths], self.lengths[:, :top_paths], self.scores[:, :top_paths],
-                                self.timesteps[:, :top_paths])
+        lengths, scores = self.lengths[:, :top_paths], self.scores[:, :top_paths]
+        width = int(lengths.max()) if lengths.numel() else 0
+        tokens, timesteps = torch.ops.crnn_fast.ctc_beam_state_read.default(
+            self.beams, self.progress, self.nodes, self.nodes_used, top_paths, width)
+        return BeamSearchResult(tokens, lengths, scores, timesteps)
+
+    def _tensors(self) -> list[torch.Tensor]:
+        return [getattr(self, f.name) for f in fields(self)[:-1]]
 
     def to(self, device: Union[str, torch.device]) -> "BeamState":
         if torch.device(device) == self.device:
             return self
-        return BeamState(*(getattr(self, f.name).to(device) for f in fields(self)[:-1]), classes=self.classes)
+        return BeamState(*(t.to(device) for t in self._tensors()), classes=self.classes)
 
     def rows(self, index: Union[int, slice]) -> "BeamState":
-        """The state of some of the streams (views, no copy)."""
+        """The state of some of the streams (views: their trees stay shared)."""
         index = slice(index, index + 1) if isinstance(index, int) else index
-        return BeamState(*(getattr(self, f.name)[index] for f in fields(self)[:-1]), classes=self.classes)
+        return BeamState(*(t[index] for t in self._tensors()), classes=self.classes)
 
     @staticmethod
     def cat(states: Sequence["BeamState"]) -> "BeamState":
-        """One state of the streams of ``states``, in order (rows padded to the widest)."""
+        """One state of the streams of ``states``, in order (a copy)."""
         if not states or not all(isinstance(s, BeamState) for s in states):
             raise TypeError("states must be a non-empty sequence of BeamState")
         first = states[0]
@@ -315,15 +327,29 @@ class BeamState:
         classes = {s.classes for s in states} - {0}
         if len(classes) > 1:
             raise ValueError(f"states come from chunks of different class counts: {sorted(classes)}")
-        width = max(s.tokens.shape[2] for s in states)
+        capacity = max(s.nodes.shape[1] for s in states)
+        nodes = torch.cat([torch.nn.functional.pad(s.nodes, (0, 0, 0, capacity - s.nodes.shape[1])) for s in states])
+        merged = [torch.cat([getattr(s, name) for s in states])
+                  for name in ("beams", "progress", "lengths", "scores")]
+        return BeamState(*merged, nodes, torch.cat([s.nodes_used for s in states]),
+                         classes=classes.pop() if classes else 0)
 
-        def rows(name):
-            return torch.cat([torch.nn.functional.pad(getattr(s, name), (0, width - s.tokens.shape[2]), value=-1)
-                              for s in states])
-
-        return BeamState(torch.cat([s.beams for s in states]), rows("tokens"), rows("timesteps"),
-                         torch.cat([s.lengths for s in states]), torch.cat([s.scores for s in states]),
-                         torch.cat([s.progress for s in states]), classes=classes.pop() if classes else 0)
+    def _with_room(self, nodes: int) -> "BeamState":
+        """This state with room in every tree for ``nodes`` more: compacted (only the
+        nodes its beams reach) when full, then grown to twice what it needs when that
+        leaves less than half free. On a GPU, one synchronisation."""
+        capacity = self.nodes.shape[1]
+        if self.batch_size == 0 or nodes == 0 or int(self.nodes_used.max()) + nodes <= capacity:
+            return self
+        state = self
+        if capacity:
+            beams, tree, used = torch.ops.crnn_fast.ctc_beam_state_compact.default(
+                self.beams, self.progress, self.nodes, self.nodes_used)
+            state = replace(self, beams=beams, nodes=tree, nodes_used=used)
+        needed = int(state.nodes_used.max()) + nodes
+        if needed > capacity // 2:
+            state = replace(state, nodes=torch.nn.functional.pad(state.nodes, (0, 0, 0, 2 * needed - capacity)))
+        return state
 
 
 def ctc_beam_search_chunk(
@@ -347,12 +373,13 @@ def ctc_beam_search_chunk(
     those of ``ctc_beam_search``; pass the same ones with every chunk of a stream.
 
     Returns ``(result, state)``: the ``top_paths`` best prefixes so far as a
-    ``BeamSearchResult`` (tokens and timesteps as wide as the longest prefix in the
-    beams, not T), and the state to pass with the next chunk (states are never
-    modified; an old one can be decoded again). Per chunk the work is that of decoding
-    its frames, plus rewriting each beam entry's prefix (K * W labels); nothing grows
-    with the frames already decoded. Results and state stay on ``log_probs``' device;
-    a CUDA call synchronises once, to size the state's rows.
+    ``BeamSearchResult`` (tokens and timesteps as wide as the longest of them, not T),
+    and the state to pass with the next chunk. A chunk costs the decoding of its frames
+    plus reading back the ``top_paths`` prefixes; the labels decoded before are held
+    once each in a prefix tree (see ``BeamState``), never copied per chunk except when
+    the tree is compacted (amortised: each node at most a few times). Results and state
+    stay on ``log_probs``' device; a CUDA call synchronises three times (room in the
+    trees, NaN check, width of the result).
     """
     batch, frames, classes = _check_log_probs(log_probs)
     beam_width, top_paths, blank, blank_penalty, cutoff_top_n, cutoff_prob = _beam_options(
@@ -370,16 +397,13 @@ def ctc_beam_search_chunk(
         raise ValueError(f"state was decoded from chunks of C={state.classes} classes, this chunk has C={classes}")
     elif state.device != log_probs.device:
         raise ValueError(f"state is on {state.device} but log_probs is on {log_probs.device}")
-    beams, tokens, timesteps, out_lengths, scores, progress = torch.ops.crnn_fast.ctc_beam_search_chunk.default(
-        log_probs, lengths, state.beams, state.tokens, state.timesteps, state.progress, blank, blank_penalty,
+    state = state._with_room(beam_width * frames)
+    beams, out_lengths, scores, progress = torch.ops.crnn_fast.ctc_beam_search_chunk.default(
+        log_probs, lengths, state.beams, state.progress, state.nodes, state.nodes_used, blank, blank_penalty,
         cutoff_top_n, cutoff_prob)
-    if not torch.compiler.is_compiling() and batch > 0:
-        nan, width = torch.stack((scores.isnan().any().long(), out_lengths.amax().long())).tolist()
-        if nan:
-            _raise_nan_row(scores, log_probs, lengths)
-        # Views: the next chunk reads them in place, and writes rows at most T wider.
-        tokens, timesteps = tokens[..., :width], timesteps[..., :width]
-    new = BeamState(beams, tokens, timesteps, out_lengths, scores, progress, classes)
+    if batch > 0 and bool(scores.isnan().any()):
+        _raise_nan_row(scores, log_probs, lengths)
+    new = BeamState(beams, progress, out_lengths, scores, state.nodes, state.nodes_used, classes)
     return new.result(top_paths), new
 
 
@@ -557,18 +581,22 @@ def _ctc_beam_search_fake(log_probs, input_lengths, beam_width, top_paths, blank
 
 
 @torch.library.register_fake("crnn_fast::ctc_beam_search_chunk")
-def _ctc_beam_search_chunk_fake(log_probs, input_lengths, beams, tokens, timesteps, progress, blank, blank_penalty,
+def _ctc_beam_search_chunk_fake(log_probs, input_lengths, beams, progress, nodes, nodes_used, blank, blank_penalty,
                                 cutoff_top_n, cutoff_prob):
     batch, beam_width = beams.shape[0], beams.shape[1]
-    width = tokens.shape[2] + log_probs.shape[1]
-    return (
-        beams.new_empty(beams.shape),
-        tokens.new_empty((batch, beam_width, width)),
-        tokens.new_empty((batch, beam_width, width)),
-        tokens.new_empty((batch, beam_width)),
-        log_probs.new_empty((batch, beam_width), dtype=torch.float32),
-        progress.new_empty((batch, 2)),
-    )
+    return (beams.new_empty(beams.shape), progress.new_empty((batch, beam_width), dtype=torch.int32),
+            log_probs.new_empty((batch, beam_width), dtype=torch.float32), progress.new_empty(progress.shape))
+
+
+@torch.library.register_fake("crnn_fast::ctc_beam_state_read")
+def _ctc_beam_state_read_fake(beams, progress, nodes, nodes_used, top_paths, width):
+    shape = (beams.shape[0], top_paths, width)
+    return nodes.new_empty(shape), nodes.new_empty(shape)
+
+
+@torch.library.register_fake("crnn_fast::ctc_beam_state_compact")
+def _ctc_beam_state_compact_fake(beams, progress, nodes, nodes_used):
+    return beams.new_empty(beams.shape), nodes.new_empty(nodes.shape), nodes_used.new_empty(nodes_used.shape)
 
 
 @torch.library.register_fake("crnn_fast::edit_distance")

@@ -36,9 +36,13 @@
 // A frame holding NaN or +inf stops the sequence's decoding: its scores come out NaN.
 //
 // Streaming (run_chunk): between chunks a sequence's state is its beam (the entries
-// as they are, so the next frame is decoded exactly as if no chunk ended) and, per
-// entry, its prefix's labels and timesteps, rebuilt at the end of each chunk from the
-// chunk's history and the state's rows. Timesteps count from the stream's first frame.
+// as they are, so the next frame is decoded exactly as if no chunk ended) and a
+// prefix tree: at the end of a chunk, the labels that the surviving entries appended
+// in it become nodes (each appended label once, however many entries share it), and
+// each entry points at the node of its last label. The tree only grows, in place, so
+// a chunk costs its frames, not the frames before it; compact() drops the nodes no
+// entry reaches, and read_paths() reads prefixes back. Timesteps count from the
+// stream's first frame.
 #pragma once
 
 #include <cmath>
@@ -152,34 +156,103 @@ struct Entry {
   int32_t last, len, last_t;
   int32_t src, label;  // where the entry came from this frame (label -1: kept the prefix)
   int32_t parent;      // the beam index of the prefix without its last label, or -1
+  int32_t node;        // streaming: the tree node of the last label (-1: the empty prefix)
 };
 // The state tensors hold entries as int64 words.
 static_assert(sizeof(Entry) % 8 == 0 && alignof(Entry) <= 8, "Entry must fill whole int64 words");
 constexpr int64_t kEntryWords = sizeof(Entry) / 8;
 
-// One sequence's streaming state (see run_chunk) in the state tensors' storage: K
-// entries; per entry a row of labels and one of timesteps, `width` wide (padded with
-// -1) and `stride` apart; progress = {frames decoded, entries in the beam}. at(b, K) is
-// row b of a batch.
-template <typename E, typename I, typename P>
-struct StreamRows {
-  E* beams;
-  I *tokens, *timesteps;
-  int64_t width, stride;
-  P* progress;
-  C10_HOST_DEVICE StreamRows at(int64_t b, int64_t K) const {
-    return {beams + b * K, tokens + b * K * stride, timesteps + b * K * stride, width, stride, progress + 2 * b};
-  }
+// A node of a stream's prefix tree: a label appended to the prefix of its parent node.
+// A label's timestep is settled once a label follows it, so each node keeps its
+// parent's (the last label's is its entry's last_t).
+struct Node {
+  int32_t label;
+  int32_t parent;  // -1: the empty prefix; always an earlier node
+  int32_t parent_t;
 };
-using StreamIn = StreamRows<const Entry, const int32_t, const int64_t>;
-// The state a chunk leaves, with each entry's prefix length and score beside it.
-struct StreamOut : StreamRows<Entry, int32_t, int64_t> {
+static_assert(sizeof(Node) == 12, "the state tensors hold nodes as three int32");
+
+// One sequence's prefix tree, appended to in place: nodes[0, *used) of `capacity`.
+struct Tree {
+  Node* nodes;
+  int64_t* used;
+  int64_t capacity;
+  C10_HOST_DEVICE Tree at(int64_t b) const { return {nodes + b * capacity, used + b, capacity}; }
+};
+
+// One sequence's beam in the state tensors: K entries, best first, and progress =
+// {frames decoded, entries in the beam}. at(b, K) is row b of a batch.
+template <typename E, typename P>
+struct BeamRows {
+  E* beams;
+  P* progress;
+  C10_HOST_DEVICE BeamRows at(int64_t b, int64_t K) const { return {beams + b * K, progress + 2 * b}; }
+};
+using StreamIn = BeamRows<const Entry, const int64_t>;
+// The beam a chunk leaves, with each entry's prefix length and score beside it.
+struct StreamOut : BeamRows<Entry, int64_t> {
   int32_t* lengths;
   float* scores;
   C10_HOST_DEVICE StreamOut at(int64_t b, int64_t K) const {
-    return {StreamRows::at(b, K), lengths + b * K, scores + b * K};
+    return {BeamRows::at(b, K), lengths + b * K, scores + b * K};
   }
 };
+
+// Writes the labels and timesteps of the first `top_paths` of `size` entries into rows
+// of `width` (padded with -1) by walking their nodes. A node out of the tree, or a
+// parent that is not earlier, ends the walk: a tree not written by run_chunk can give
+// wrong labels, never a read out of bounds or a loop without end.
+C10_HOST_DEVICE inline void read_paths(const Entry* beams, int64_t size, const Tree& tree, int64_t top_paths,
+                                       int64_t width, int32_t* tokens, int32_t* timesteps) {
+  const int64_t used = *tree.used < tree.capacity ? *tree.used : tree.capacity;
+  for (int64_t k = 0; k < top_paths; ++k) {
+    int32_t* row = tokens + k * width;
+    int32_t* times = timesteps + k * width;
+    for (int64_t i = 0; i < width; ++i) row[i] = times[i] = -1;
+    if (k >= size) continue;
+    int64_t pos = (beams[k].len < width ? beams[k].len : width) - 1;
+    int32_t n = beams[k].node, t = beams[k].last_t;
+    for (; pos >= 0 && n >= 0 && n < used; --pos) {
+      const Node& node = tree.nodes[n];
+      row[pos] = node.label;
+      times[pos] = t;
+      t = node.parent_t;
+      if (node.parent >= n) break;
+      n = node.parent;
+    }
+  }
+}
+
+// Copies the nodes that the `size` entries reach into `to` (in their order, so parents
+// stay earlier; the rest of `to` zeroed) and the entries into `out`, pointing at the
+// new nodes. remap: scratch of from.capacity ints.
+C10_HOST_DEVICE inline void compact(const Entry* beams, int64_t size, int64_t K, const Tree& from, Entry* out,
+                                    const Tree& to, int32_t* remap) {
+  const int64_t used = *from.used < from.capacity ? (*from.used > 0 ? *from.used : 0) : from.capacity;
+  constexpr int32_t kDead = -1, kLive = -2;
+  for (int64_t i = 0; i < used; ++i) remap[i] = kDead;
+  for (int64_t k = 0; k < size; ++k) {
+    for (int32_t n = beams[k].node; n >= 0 && n < used && remap[n] == kDead;) {
+      remap[n] = kLive;
+      const int32_t parent = from.nodes[n].parent;
+      n = parent < n ? parent : -1;
+    }
+  }
+  int32_t count = 0;
+  for (int64_t i = 0; i < used && count < to.capacity; ++i) {
+    if (remap[i] != kLive) continue;
+    const Node& node = from.nodes[i];
+    to.nodes[count] = {node.label, node.parent >= 0 && node.parent < i ? remap[node.parent] : -1, node.parent_t};
+    remap[i] = count++;
+  }
+  *to.used = count;
+  for (int64_t i = count; i < to.capacity; ++i) to.nodes[i] = {0, 0, 0};
+  for (int64_t k = 0; k < K; ++k) {
+    out[k] = beams[k];
+    const int32_t n = beams[k].node;
+    if (k < size) out[k].node = n >= 0 && n < used && remap[n] >= 0 ? remap[n] : -1;
+  }
+}
 
 // What keeping prefix k through a frame gives: pb, pnb, the parent's emission of the
 // last label (feed), the score (or a bound on it), the last label's best emission.
@@ -379,28 +452,31 @@ class Decoder {
 
   C10_HOST_DEVICE int64_t bytes() const { return bytes_; }
 
-  // Decodes the next `len` frames of a sequence from its state `in` (a new sequence if
-  // it has decoded no frame yet) and writes the state after them to `out`, whose rows
-  // are at least in.width + len wide. Frames as in run; a frame with NaN or +inf, or a
-  // state that this decoder cannot have written (an entry out of range), leave no
-  // entries and NaN scores.
+  // Decodes the next `len` frames of a sequence from its beam `in` (a new sequence if
+  // it has decoded no frame yet), adds the labels its entries appended to its `tree`,
+  // and writes the beam after them to `out`. Frames as in run; a frame with NaN or
+  // +inf, a beam that this decoder cannot have written (an entry out of range), or a
+  // tree without room for K * len more nodes, leave no entries and NaN scores.
   C10_HOST_DEVICE void run_chunk(const scalar_t* log_probs, int64_t sT, int64_t sC, int64_t len, const Params& p,
-                                 const StreamIn& in, const StreamOut& out) {
+                                 const StreamIn& in, const Tree& tree, const StreamOut& out) {
     t0_ = in.progress[0];
-    bad_ = t0_ < 0 || t0_ > kMaxFrames - len;  // timesteps are int32
+    bad_ = t0_ < 0 || t0_ > kMaxFrames - len || *tree.used < 0 || *tree.used > tree.capacity - L.K * len;
     if (!bad_ && t0_ == 0) {
       start();
     } else if (!bad_) {
-      bad_ = !load(in);
+      bad_ = !load(in, *tree.used);
     }
     for (int64_t t = 0; t < len && !bad_; ++t) step(log_probs + t * sT, sC, t, p);
     if (bad_) size_ = 0;
-    write_state(len, in, out);
+    grow_tree(len, in, tree);
+    for (int64_t k = 0; k < L.K; ++k) {
+      const bool kept = k < size_;
+      out.beams[k] = kept ? beam_[k] : Entry{};
+      out.lengths[k] = kept ? beam_[k].len : 0;
+      out.scores[k] = bad_ ? NAN : (kept ? beam_[k].score : -INFINITY);
+    }
     out.progress[0] = t0_ + len;
     out.progress[1] = size_;
-    if (bad_) {
-      for (int64_t k = 0; k < L.K; ++k) out.scores[k] = NAN;
-    }
   }
 
   // Decodes `len` frames of (C,) log-prob rows (`frame(t)[c * sC]`) and writes the
@@ -423,19 +499,20 @@ class Decoder {
   // The beam before the first frame: the empty prefix.
   C10_HOST_DEVICE void start() {
     size_ = 1;
-    beam_[0] = Entry{kEmptyHash, 0, 0.0f, -INFINITY, 0.0f, -INFINITY, -1, 0, -1, -1, -1, -1};
+    beam_[0] = Entry{kEmptyHash, 0, 0.0f, -INFINITY, 0.0f, -INFINITY, -1, 0, -1, -1, -1, -1, -1};
   }
 
   // Takes the beam of a state; false if an entry could not have come from a decoder
-  // of this width and class count (what step indexes with them is checked).
-  C10_HOST_DEVICE bool load(const StreamIn& in) {
+  // of this width and class count with a tree of `nodes` (what step indexes with them
+  // is checked).
+  C10_HOST_DEVICE bool load(const StreamIn& in, int64_t nodes) {
     const int64_t n = in.progress[1];
     if (n < 0 || n > L.K) return false;
     size_ = static_cast<int32_t>(n);
     for (int32_t k = 0; k < size_; ++k) {
       const Entry& e = in.beams[k];
-      if (e.len < 0 || e.len > in.width || (e.len > 0 && (e.last < 0 || e.last >= L.C)) || e.parent < -1 ||
-          e.parent >= size_) {
+      if (e.len < 0 || e.len > t0_ || (e.len > 0 && (e.last < 0 || e.last >= L.C || e.node < 0)) || e.node < -1 ||
+          e.node >= nodes || e.parent < -1 || e.parent >= size_) {
         return false;
       }
       beam_[k] = e;
@@ -859,6 +936,7 @@ class Decoder {
     x.last = x.label = c;
     x.len = beam_[k].len + 1;
     x.last_t = static_cast<int32_t>(t0_ + t);
+    x.node = -1;  // (streaming: its node comes at the end of the chunk)
     x.src = k;
     x.parent_hash = beam_[k].hash;
     x.hash = extend_hash(x.parent_hash, c);
@@ -984,45 +1062,43 @@ class Decoder {
     }
   }
 
-  // Writes the beam as a state: the entries, and each one's labels and timesteps read
-  // back through the chunk's `len` frames of history to the entry it came from in
-  // `in`, whose rows hold the rest. A label's timestep is settled once a label follows
-  // it; the last one's is the entry's last_t.
-  C10_HOST_DEVICE void write_state(int64_t len, const StreamIn& in, const StreamOut& out) const {
-    for (int64_t k = 0; k < L.K; ++k) {
-      int32_t* row = out.tokens + k * out.stride;
-      int32_t* times = out.timesteps + k * out.stride;
-      for (int64_t i = k < size_ ? beam_[k].len : 0; i < out.width; ++i) row[i] = times[i] = -1;
-      if (k >= size_) {
-        out.beams[k] = Entry{};
-        out.lengths[k] = 0;
-        out.scores[k] = -INFINITY;
-        continue;
-      }
-      const Entry& e = beam_[k];
-      out.beams[k] = e;
-      out.lengths[k] = e.len;
-      out.scores[k] = e.score;
-      int32_t cur = static_cast<int32_t>(k), pos = e.len - 1, token_t = e.last_t;
-      for (int64_t t = len - 1; t >= 0 && pos >= 0; --t) {
+  // Adds to the tree a node per label that the beam's entries appended in the last
+  // `len` frames (an extension in the history, frame t and slot i, that several
+  // entries descend from gets one node), and points each entry at its last label's.
+  // A noded extension's history label becomes -2 - node.
+  C10_HOST_DEVICE void grow_tree(int64_t len, const StreamIn& in, const Tree& tree) {
+    int64_t used = *tree.used;
+    for (int32_t k = 0; k < size_; ++k) {
+      // The extensions on k's path not noded yet (m), newest first, and the node the
+      // oldest of them extends: a noded extension's, else that of the entry in `in`.
+      int32_t m = 0, joins = -2, cur = k;
+      for (int64_t t = len - 1; t >= 0; --t) {
         const int32_t label = hist_label_[t * L.K + cur];
-        cur = hist_src_[t * L.K + cur];
-        if (label >= 0) {
-          row[pos] = label;
-          times[pos] = token_t;
-          --pos;
-          token_t = t > 0 ? hist_last_t_[(t - 1) * L.K + cur] : in.beams[cur].last_t;
+        if (label <= -2) {
+          joins = -2 - label;
+          break;
         }
+        m += label >= 0;
+        cur = hist_src_[t * L.K + cur];
       }
-      if (pos < 0 || t0_ == 0) continue;  // (a new sequence's first entry has no labels)
-      const int32_t* from = in.tokens + cur * in.stride;
-      const int32_t* from_times = in.timesteps + cur * in.stride;
-      for (int32_t i = 0; i <= pos; ++i) {
-        row[i] = from[i];
-        times[i] = from_times[i];
+      if (joins == -2) joins = t0_ > 0 ? in.beams[cur].node : -1;
+      cur = k;
+      for (int64_t t = len - 1, j = m - 1; j >= 0; --t) {
+        const int64_t at = t * L.K + cur;
+        const int32_t src = hist_src_[at];
+        if (hist_label_[at] >= 0) {
+          const int32_t n = static_cast<int32_t>(used + j);
+          const int32_t parent_t = t > 0 ? hist_last_t_[(t - 1) * L.K + src] : (t0_ > 0 ? in.beams[src].last_t : -1);
+          tree.nodes[n] = {hist_label_[at], j > 0 ? n - 1 : joins, parent_t};
+          hist_label_[at] = -2 - n;
+          --j;
+        }
+        cur = src;
       }
-      times[pos] = token_t;
+      beam_[k].node = m > 0 ? static_cast<int32_t>(used + m - 1) : joins;
+      used += m;
     }
+    *tree.used = used;
   }
 
   Layout L;

@@ -2,6 +2,7 @@
 against decoding whole (the offline op, itself tested against the pure-Python
 reference) and against the reference directly."""
 
+import dataclasses
 import math
 import random
 
@@ -122,34 +123,66 @@ def test_dtypes_and_strides(device, dtype):
 
 
 def test_state_stays_as_small_as_its_prefixes(device):
-    """Blank-dominated frames: a thousand frames in chunks of 8 leave rows as wide as
-    the longest prefix in the beam, not the frames."""
+    """Blank-dominated frames: a thousand frames in chunks of 8 leave a tree of a few
+    dozen nodes, not one per frame."""
     logits = torch.randn(2, 1000, 5, generator=torch.Generator().manual_seed(0))
     logits[:, :, 0] += 12.0
     logits[:, 500, 3] += 30.0  # one label
     log_probs = logits.log_softmax(-1).to(device)
-    _, state = stream(log_probs, [1000, 1000], list(range(8, 1000, 8)), beam_width=4)
-    assert state.tokens.shape[2] == int(state.lengths.max()) <= 3
-    assert state.timesteps.shape == state.tokens.shape
-    assert state.result().tokens[:, 0, 0].tolist() == [3, 3] and state.result().timesteps[:, 0, 0].tolist() == [500, 500]
+    result, state = stream(log_probs, [1000, 1000], list(range(8, 1000, 8)), beam_width=4)
+    assert state.nodes.shape[1] <= 2 * (4 * 4 + 4 * 8)  # twice: the beam's nodes and room for a chunk
+    assert result.tokens[:, 0].tolist() == [[3], [3]] and result.timesteps[:, 0].tolist() == [[500], [500]]
+
+
+def test_long_streams_compact_their_trees_and_stay_exact(device):
+    """Many labels (random frames) over 400 frames in chunks of 5: the trees fill up and
+    are compacted again and again, and the beams are still those of decoding whole."""
+    log_probs = random_log_probs(3, 400, 6, seed=11, peaky=1.0, device=device)
+    want = crnn_fast.ctc_beam_search(log_probs, beam_width=8, top_paths=8)
+    state, compactions = None, 0
+    for lo in range(0, 400, 5):
+        before = state
+        result, state = crnn_fast.ctc_beam_search_chunk(log_probs[:, lo:lo + 5], beam_width=8, top_paths=8,
+                                                        state=state)
+        compactions += before is not None and state.nodes.data_ptr() != before.nodes.data_ptr()
+    assert_same_as_whole(result, want)
+    assert compactions >= 3 and state.nodes.shape[1] < 8 * 400 // 2
+
+
+def test_compaction_keeps_every_prefix(device):
+    log_probs = random_log_probs(4, 30, 5, seed=12, device=device)
+    _, state = stream(log_probs, [30, 30, 12, 0], [4, 9, 17], beam_width=6)
+    beams, nodes, used = torch.ops.crnn_fast.ctc_beam_state_compact(state.beams, state.progress, state.nodes,
+                                                                     state.nodes_used)
+    compacted = dataclasses.replace(state, beams=beams, nodes=nodes, nodes_used=used)
+    assert (used <= state.nodes_used).all() and (used < state.nodes_used).any()
+    assert all(torch.equal(a, b) for a, b in zip(compacted.result(6), state.result(6)))
 
 
 def test_a_state_can_be_decoded_again(device):
-    """States are values: the same state and chunk give the same result twice."""
+    """States stay valid: the same state and chunk give the same result twice, and the
+    first continuation still reads back the same after the second (they share a tree)."""
     log_probs = random_log_probs(2, 12, 5, seed=2, device=device)
     _, state = crnn_fast.ctc_beam_search_chunk(log_probs[:, :6], beam_width=4)
-    first, _ = crnn_fast.ctc_beam_search_chunk(log_probs[:, 6:], state=state, beam_width=4)
-    second, _ = crnn_fast.ctc_beam_search_chunk(log_probs[:, 6:], state=state, beam_width=4)
+    first, first_state = crnn_fast.ctc_beam_search_chunk(log_probs[:, 6:], state=state, beam_width=4, top_paths=4)
+    second, _ = crnn_fast.ctc_beam_search_chunk(log_probs[:, 6:], state=state, beam_width=4, top_paths=4)
     assert all(torch.equal(a, b) for a, b in zip(first, second))
+    assert all(torch.equal(a, b) for a, b in zip(first, first_state.result(4)))
 
 
 def test_opcheck(device):
     log_probs = random_log_probs(3, 8, 6, seed=4, device=device)
     lengths = torch.tensor([8, 0, 5], device=device)
-    _, state = crnn_fast.ctc_beam_search_chunk(log_probs, lengths, beam_width=4)
-    torch.library.opcheck(torch.ops.crnn_fast.ctc_beam_search_chunk.default,
-                          (log_probs, lengths, state.beams, state.tokens, state.timesteps, state.progress, 0, 0.0, 6,
-                           1.0))
+    _, s = crnn_fast.ctc_beam_search_chunk(log_probs, lengths, beam_width=4)
+    s = dataclasses.replace(s, nodes=torch.nn.functional.pad(s.nodes, (0, 0, 0, 1000)))  # room for opcheck's calls
+    op = torch.ops.crnn_fast
+    # Not test_aot_dispatch: each call appends to the trees in place, so a second run
+    # (eager, then traced) numbers its nodes after the first's.
+    torch.library.opcheck(op.ctc_beam_search_chunk.default,
+                          (log_probs, lengths, s.beams, s.progress, s.nodes, s.nodes_used, 0, 0.0, 6, 1.0),
+                          test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+    torch.library.opcheck(op.ctc_beam_state_read.default, (s.beams, s.progress, s.nodes, s.nodes_used, 2, 9))
+    torch.library.opcheck(op.ctc_beam_state_compact.default, (s.beams, s.progress, s.nodes, s.nodes_used))
 
 
 # ------------------------------------------------------------ the online decoder
@@ -270,10 +303,11 @@ def test_chunk_rejects_mismatched_states():
         lambda s: s.progress.__setitem__((1, 1), 99),  # more entries than the beam
         lambda s: s.progress.__setitem__((1, 0), -5),  # negative frames
         lambda s: s.progress.__setitem__((1, 0), 2**31 - 3),  # timesteps past int32
-        # fields of beam::Entry (csrc/beam_search.h) as int32 words: last 8, len 9, parent 13
+        # fields of beam::Entry (csrc/beam_search.h) as int32 words: last 8, len 9, parent 13, node 14
         lambda s: s.beams.view(torch.int32)[1, 0, 8].fill_(10**6),  # an entry's last label past C
-        lambda s: s.beams.view(torch.int32)[1, 0, 9].fill_(10**6),  # an entry longer than its row
+        lambda s: s.beams.view(torch.int32)[1, 0, 9].fill_(10**6),  # an entry longer than the frames
         lambda s: s.beams.view(torch.int32)[1, 0, 13].fill_(77),  # a parent outside the beam
+        lambda s: s.beams.view(torch.int32)[1, 0, 14].fill_(10**6),  # a node outside the tree
     ],
 )
 def test_chunk_rejects_a_corrupt_state_without_reading_out_of_bounds(device, corrupt):
@@ -284,14 +318,40 @@ def test_chunk_rejects_a_corrupt_state_without_reading_out_of_bounds(device, cor
         crnn_fast.ctc_beam_search_chunk(log_probs, beam_width=4, state=state)
 
 
-def test_chunk_kernel_checks_direct_op_calls():
+def test_state_ops_check_direct_calls():
     log_probs = random_log_probs(2, 6, 5, seed=0)
     _, s = crnn_fast.ctc_beam_search_chunk(log_probs, beam_width=4)
     lengths = torch.full((2,), 6)
-    op = torch.ops.crnn_fast.ctc_beam_search_chunk
-    with pytest.raises(RuntimeError, match=r"state beams must be an int64 \(B, beam_width, 7\) tensor"):
-        op(log_probs, lengths, s.beams[..., :3], s.tokens, s.timesteps, s.progress, 0, 0.0, 5, 1.0)
-    with pytest.raises(RuntimeError, match="state tokens and timesteps must be int32"):
-        op(log_probs, lengths, s.beams, s.tokens.long(), s.timesteps, s.progress, 0, 0.0, 5, 1.0)
-    with pytest.raises(RuntimeError, match="state progress must be an int64 \\(B, 2\\) tensor"):
-        op(log_probs, lengths, s.beams, s.tokens, s.timesteps, s.progress[:1], 0, 0.0, 5, 1.0)
+    op = torch.ops.crnn_fast
+    with pytest.raises(RuntimeError, match=r"state beams must be an int64 \(B, beam_width, 8\) tensor"):
+        op.ctc_beam_search_chunk(log_probs, lengths, s.beams[..., :3], s.progress, s.nodes, s.nodes_used, 0, 0.0, 5,
+                                 1.0)
+    with pytest.raises(RuntimeError, match=r"state progress must be an int64 \(B, 2\) tensor"):
+        op.ctc_beam_search_chunk(log_probs, lengths, s.beams, s.progress[:1], s.nodes, s.nodes_used, 0, 0.0, 5, 1.0)
+    with pytest.raises(RuntimeError, match=r"state nodes must be a contiguous int32 \(B, N, 3\) tensor"):
+        op.ctc_beam_search_chunk(log_probs, lengths, s.beams, s.progress, s.nodes.transpose(0, 1), s.nodes_used, 0,
+                                 0.0, 5, 1.0)
+    with pytest.raises(RuntimeError, match="the state must hold B streams"):
+        op.ctc_beam_search_chunk(log_probs[:1], lengths[:1], s.beams, s.progress, s.nodes, s.nodes_used, 0, 0.0, 5,
+                                 1.0)
+    full = s.nodes_used.clone()
+    full[1] = 10**9  # no room in row 1's tree: the kernel leaves it alone
+    scores = op.ctc_beam_search_chunk(log_probs, lengths, s.beams, s.progress, s.nodes, full, 0, 0.0, 5, 1.0)[2]
+    assert scores[1].isnan().all() and not scores[0].isnan().any() and full[1] == 10**9
+    with pytest.raises(RuntimeError, match=r"top_paths must be in \[1, beam_width\]"):
+        op.ctc_beam_state_read(s.beams, s.progress, s.nodes, s.nodes_used, 5, 3)
+    with pytest.raises(RuntimeError, match="state nodes_used must be a contiguous int64"):
+        op.ctc_beam_state_compact(s.beams, s.progress, s.nodes, s.nodes_used.int())
+
+
+def test_reading_a_corrupt_tree_stays_in_bounds(device):
+    """Nodes that point anywhere give wrong labels, never a crash or an endless walk."""
+    log_probs = random_log_probs(2, 20, 5, seed=0, device=device)
+    _, state = crnn_fast.ctc_beam_search_chunk(log_probs, beam_width=4)
+    for nodes in (state.nodes.flip(1), torch.full_like(state.nodes, 10**6), torch.full_like(state.nodes, -7),
+                  torch.zeros_like(state.nodes)):
+        corrupt = dataclasses.replace(state, nodes=nodes)
+        tokens, timesteps = torch.ops.crnn_fast.ctc_beam_state_read(corrupt.beams, corrupt.progress, nodes,
+                                                                    corrupt.nodes_used, 4, 20)
+        assert tokens.shape == timesteps.shape == (2, 4, 20)
+        torch.ops.crnn_fast.ctc_beam_state_compact(corrupt.beams, corrupt.progress, nodes, corrupt.nodes_used)

@@ -22,7 +22,8 @@ def test_info_reports_compiled_backends():
     facts = json.loads(proc.stdout)
     assert facts["torch"] == torch.__version__
     assert facts["compiled"]["cpu"] is True
-    assert set(facts["kernels"]) == {"ctc_beam_search", "ctc_greedy_decode", "edit_distance", "sequence_metrics"}
+    assert set(facts["kernels"]) == {"ctc_beam_search", "ctc_beam_search_chunk", "ctc_beam_state_compact",
+                                     "ctc_beam_state_read", "ctc_greedy_decode", "edit_distance", "sequence_metrics"}
     assert all(keys[0] == "CPU" for keys in facts["kernels"].values())
     # a CUDA build of torch with a toolkit must have compiled the CUDA kernels too
     assert facts["compiled"]["cuda"] == ("CUDA" in facts["kernels"]["ctc_greedy_decode"])
