@@ -190,7 +190,7 @@ def ctc_beam_search(
 
     The CPU kernel decodes rows in parallel over torch's threads; the CUDA kernel
     decodes the batch in one launch, a thread per row. Both run the same code and each
-    row needs a workspace of about 12 * beam_width * T + 284 * beam_width + 24 * C bytes,
+    row needs a workspace of about 12 * beam_width * T + 300 * beam_width + 24 * C bytes,
     reused across rows: O(beam_width * T + C) per concurrent row, nothing proportional to
     B * T * C.
     """
