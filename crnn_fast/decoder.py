@@ -172,7 +172,8 @@ class OnlineCTCBeamDecoder(_BeamDecoder):
 
 class DecoderState:
     """One stream's beams between the chunks that ``OnlineCTCBeamDecoder.decode`` decodes,
-    as in ctcdecode; about 64 * beam_width + 8 * beam_width * (longest prefix) bytes."""
+    as in ctcdecode: a row of a ``BeamState`` (64 * beam_width bytes and a prefix tree
+    of 12 bytes per node)."""
 
     def __init__(self, decoder: OnlineCTCBeamDecoder):
         if not isinstance(decoder, OnlineCTCBeamDecoder):

@@ -251,9 +251,9 @@ class BeamState:
     appended in a chunk becomes one node, however many entries share it. Trees grow in
     place and are shared with the states decoded from them; every state stays valid.
     ``classes`` is the chunks' class count (0 before the first chunk). Memory per
-    stream: 64 * K bytes for the beam and 12 bytes per tree node, at most about twice
-    the nodes the beam reaches plus 2 * K * T (T: the chunk's frames); never more than
-    the K prefixes' labels, whatever the frames decoded.
+    stream: 64 * K bytes for the beam and 12 bytes per tree node; a tree holds at most
+    about twice the nodes the beam reaches (at most K per label of the longest prefix)
+    plus 2 * K * T for a chunk of T frames, whatever the frames decoded before.
     """
 
     beams: torch.Tensor
