@@ -233,8 +233,11 @@ def test_init_starts_from_a_checkpoint(overfit_run, tiny_set, tmp_path, capsys):
                      "model_config": {"alphabet": "ab", "height": 32}}, small)
     before_init = argv[:argv.index("--init") + 1]
     assert train.main([*before_init, str(small), "--out", str(tmp_path / "bad"), "--height", "40"]) == 2
-    assert f"--init {small} reads 32x150 images (height x width), the training images are 40x150" in \
-        capsys.readouterr().err
+    assert f"--init {small} reads images 32 px high, the training images are 40 px high" in capsys.readouterr().err
+    # The width only sets the number of frames: a checkpoint fine-tunes at another.
+    assert train.main([*before_init, str(small), "--out", str(tmp_path / "wide"), "--height", "32",
+                       "--width", "200"]) == 0
+    assert checkpoint.load(tmp_path / "wide" / "last.pt")["model_config"]["width"] == 200
     assert train.main([*before_init, str(small), "--out", str(tmp_path / "resized")]) == 0  # reads the source's size
     assert checkpoint.load(tmp_path / "resized" / "last.pt")["model_config"]["height"] == 32
 
@@ -340,14 +343,32 @@ def test_fit_to_data_sizes_small_folders():
     assert train.fit_to_data(dataclasses.replace(config, min_steps=None), 90) == dataclasses.replace(config, min_steps=None)
     args = ["--train-dir", "x", "--device", "cpu"]
     folder = train.build_config(train.make_parser().parse_args(args))
-    assert (folder.min_steps, folder.augment) == (train.FOLDER_MIN_STEPS, "light")
+    assert (folder.min_steps, folder.augment, folder.keep) == (train.FOLDER_MIN_STEPS, "light", "last")
+    assert train.build_config(train.make_parser().parse_args([*args, "--keep", "best"])).keep == "best"
+    with pytest.raises(ValueError, match="keep must be one of"):
+        train.TrainConfig(keep="first")
     assert train.build_config(train.make_parser().parse_args([*args, "--init", "local"])).augment == "heavy"
     assert train.build_config(train.make_parser().parse_args([*args, "--augment", "light"])).augment == "light"
     assert train.build_config(train.make_parser().parse_args([*args, "--no-augment"])).augment == "none"
     assert train.TrainConfig(augment=False).augment == "none" and train.TrainConfig(augment=True).augment == "light"
     with pytest.raises(ValueError, match="augment must be one of"):
         train.TrainConfig(augment="strong")
-    assert train.build_config(train.make_parser().parse_args([*args, "--epochs", "3"])).min_steps is None
+    by_epochs = train.build_config(train.make_parser().parse_args([*args, "--epochs", "3"]))
+    assert by_epochs.min_steps is None and by_epochs.keep == "best"
+
+
+def test_keep_last_keeps_the_final_epoch(tiny_set, tmp_path):
+    out = tmp_path / "run"
+    argv = ["--preset", "tiny", "--train-dir", str(tiny_set), "--val-dir", str(tiny_set), "--test-dir", str(tiny_set),
+            "--epochs", "3", "--batch-size", "8", "--device", "cpu", "--out", str(out), "--no-progress",
+            "--keep", "last"]
+    assert train.main(argv) == 0
+    best, last = checkpoint.load(out / "best.pt"), checkpoint.load(out / "last.pt")
+    assert best["epoch"] == last["epoch"] == 2
+    assert all(torch.equal(best["model"][k], last["model"][k]) for k in last["model"])
+    test = json.loads((out / "report.json").read_text())["test"]
+    last_reads = evaluate.evaluate(checkpoint.load_model(out / "last.pt"), data.load(tiny_set), "cpu", progress=False)
+    assert (test["exact"], test["cer"]) == (last_reads["exact"], last_reads["cer"])
 
 
 def test_case_fold_map():
