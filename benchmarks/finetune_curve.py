@@ -15,10 +15,12 @@ budget and augmentation), starting from
 
 Each run is `python -m crnn_fast.train --train-dir POOL[:n] --test-dir TEST --alphabet ... [--init ...]`;
 the test set is 1,000 images of the style that no run trains on. The zero-shot
-readings of the same test set by the shipped and the pretrained model come first.
+readings of the same test set by the shipped and the pretrained model come first, and
+ddddocr's when it is installed.
 """
 
 import argparse
+import importlib.metadata
 import json
 import shutil
 import subprocess
@@ -81,6 +83,7 @@ def main() -> None:
         zero_shot = evaluate.evaluate(model, data.load_folder(test, alphabet=alphabet), "cpu", progress=False)
         results["zero_shot"][name] = {"exact": zero_shot["exact"], "char_acc": zero_shot["char_acc"]}
         print(f"{INITS[name]}, zero-shot: exact {100 * zero_shot['exact']:.1f}%", flush=True)
+    results["zero_shot"]["ddddocr"] = ddddocr_zero_shot(test)
     for n in args.sizes:
         folder = subset(pool, n, args.work / f"train-{n}")
         for init in INITS:
@@ -106,6 +109,24 @@ def main() -> None:
         plot(results, args.plot)
 
 
+def ddddocr_zero_shot(test: Path):
+    """ddddocr's zero-shot reading of the test set (the pretrained CAPTCHA reader most
+    people install), or None when it is not installed (``pip install ddddocr``)."""
+    try:
+        import ddddocr
+    except ImportError:
+        print("ddddocr is not installed: no zero-shot row for it", flush=True)
+        return None
+    reader = ddddocr.DdddOcr(show_ad=False)
+    rows = [line.split(",") for line in (test / "labels.csv").read_text().splitlines()[1:]]
+    reads = [reader.classification((test / name).read_bytes()) for name, _ in rows]
+    exact = sum(read == label for read, (_, label) in zip(reads, rows)) / len(rows)
+    folded = sum(read.lower() == label.lower() for read, (_, label) in zip(reads, rows)) / len(rows)
+    version = importlib.metadata.version("ddddocr")
+    print(f"ddddocr {version}, zero-shot: exact {100 * exact:.1f}% ({100 * folded:.1f}% ignoring case)", flush=True)
+    return {"version": version, "exact": exact, "exact_folded": folded}
+
+
 def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -115,6 +136,9 @@ def plot(results: dict, path: Path) -> None:
         runs = [r for r in results["runs"] if r["init"] == init]
         ax.plot([r["images"] for r in runs], [100 * r["exact"] for r in runs], marker="o", label=label)
     ax.axhline(90, color="gray", ls=":", label="the target from 100 images")
+    if results["zero_shot"].get("ddddocr"):
+        ax.axhline(100 * results["zero_shot"]["ddddocr"]["exact"], color="black", ls="--",
+                   label="ddddocr, zero-shot (no training)")
     sizes = sorted({r["images"] for r in results["runs"]})
     ax.set_xscale("log")
     ax.set_xticks(sizes, [str(n) for n in sizes])
