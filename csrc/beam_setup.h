@@ -48,6 +48,7 @@ inline StateShape check_beam_state(Tensor& beams, Tensor& progress, const Tensor
   STD_TORCH_CHECK(nodes.dim() == 3 && nodes.size(0) == B && nodes.size(2) == 3 &&
                       nodes.scalar_type() == ScalarType::Int && nodes.device() == device && nodes.is_contiguous(),
                   "state nodes must be a contiguous int32 (B, N, 3) tensor on the device of beams");
+  STD_TORCH_CHECK(nodes.size(1) <= std::numeric_limits<int32_t>::max(), "state nodes: more than 2**31 - 1 per stream");
   STD_TORCH_CHECK(nodes_used.dim() == 1 && nodes_used.size(0) == B && nodes_used.scalar_type() == ScalarType::Long &&
                       nodes_used.device() == device && nodes_used.is_contiguous(),
                   "state nodes_used must be a contiguous int64 (B,) tensor on the device of beams");
