@@ -136,8 +136,12 @@ class OnlineCTCBeamDecoder(_BeamDecoder):
 
         Returns (beam_results, beam_scores, timesteps, out_lens) of each stream so far,
         as ``CTCBeamDecoder.decode`` would on the frames decoded up to now; beam_results
-        and timesteps are as wide as the longest prefix."""
+        and timesteps are as wide as the longest prefix. (ctcdecode fills them only at
+        the end of a stream; reading every beam back each chunk costs beam_width times
+        the longest prefix per stream.)"""
         batch = self._check_probs(probs)
+        if hasattr(is_eos_s, "tolist") and not isinstance(is_eos_s, (str, bool)):  # a tensor or numpy array
+            is_eos_s = is_eos_s.tolist()
         if isinstance(states, DecoderState) or not isinstance(states, Sequence) or len(states) != batch:
             raise ValueError(f"states must be a sequence of one DecoderState per row of probs ({batch})")
         if isinstance(is_eos_s, (str, bool)) or not isinstance(is_eos_s, Sequence) or len(is_eos_s) != batch:
@@ -172,7 +176,7 @@ class OnlineCTCBeamDecoder(_BeamDecoder):
 
 class DecoderState:
     """One stream's beams between the chunks that ``OnlineCTCBeamDecoder.decode`` decodes,
-    as in ctcdecode: a row of a ``BeamState`` (64 * beam_width bytes and a prefix tree
+    as in ctcdecode: a row of a ``BeamState`` (72 * beam_width bytes and a prefix tree
     of 12 bytes per node)."""
 
     def __init__(self, decoder: OnlineCTCBeamDecoder):

@@ -239,7 +239,7 @@ def _raise_nan_row(scores: torch.Tensor, log_probs: torch.Tensor, lengths: torch
 _ENTRY_WORDS = 8  # int64 words per beam entry: sizeof(beam::Entry) / 8 in csrc/beam_search.h
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BeamState:
     """The beams of a batch of streams between two chunks (``ctc_beam_search_chunk``).
 
@@ -247,13 +247,17 @@ class BeamState:
     opaque), with each entry's prefix length and log-probability (``lengths``,
     ``scores``: (B, K), 0 and -inf for an empty slot), ``progress`` (B, 2) int64 (frames
     decoded, entries in the beam), and the prefix tree that holds the entries' labels
-    and timesteps (``nodes`` (B, N, 3) int32, ``nodes_used`` (B,) int64): a label
-    appended in a chunk becomes one node, however many entries share it. Trees grow in
-    place and are shared with the states decoded from them; every state stays valid.
+    and timesteps (``nodes`` (B, N, 3) int32, ``nodes_used`` (B,) int64): each
+    extension that a kept prefix made in a chunk is one node, however many entries
+    share it. The fields are never reassigned, but the trees are appended to in place
+    by each chunk decoded from this state (or from a state that shares its trees):
+    every such state stays valid, as nodes are only added past ``nodes_used``; do not
+    decode from states that share trees in two threads or CUDA streams at once.
     ``classes`` is the chunks' class count (0 before the first chunk). Memory per
-    stream: 64 * K bytes for the beam and 12 bytes per tree node; a tree holds at most
-    about twice the nodes the beam reaches (at most K per label of the longest prefix)
-    plus 2 * K * T for a chunk of T frames, whatever the frames decoded before.
+    stream: 72 * K bytes for the beam and 12 bytes per tree node; a full tree is
+    compacted to the nodes its beam reaches and resized to twice what the next chunk
+    then needs (K per frame), so its size follows the beam's prefixes, not the frames
+    decoded. A batch's trees share one size, the largest stream's.
     """
 
     beams: torch.Tensor
@@ -297,7 +301,7 @@ class BeamState:
         """The ``top_paths`` best prefixes so far, read back from the trees: tokens and
         timesteps as wide as the longest of them."""
         top_paths = _check_int_arg(top_paths, "top_paths", 1, self.beam_width)
-        lengths, scores = self.lengths[:, :top_paths], self.scores[:, :top_paths]
+        lengths, scores = self.lengths[:, :top_paths].clone(), self.scores[:, :top_paths].clone()
         width = int(lengths.max()) if lengths.numel() else 0
         tokens, timesteps = torch.ops.crnn_fast.ctc_beam_state_read.default(
             self.beams, self.progress, self.nodes, self.nodes_used, top_paths, width)
@@ -312,9 +316,14 @@ class BeamState:
         return BeamState(*(t.to(device) for t in self._tensors()), classes=self.classes)
 
     def rows(self, index: Union[int, slice]) -> "BeamState":
-        """The state of some of the streams (views: their trees stay shared)."""
-        index = slice(index, index + 1) if isinstance(index, int) else index
-        return BeamState(*(t[index] for t in self._tensors()), classes=self.classes)
+        """The state of one stream or a contiguous range of them (views: their trees
+        stay shared)."""
+        picked = range(self.batch_size)[index]  # IndexError past the end, as a list's
+        if isinstance(picked, int):
+            picked = range(picked, picked + 1)
+        if picked.step != 1:
+            raise ValueError(f"rows takes an index or a slice with step 1, got {index!r}")
+        return BeamState(*(t[picked.start:picked.stop] for t in self._tensors()), classes=self.classes)
 
     @staticmethod
     def cat(states: Sequence["BeamState"]) -> "BeamState":
@@ -335,21 +344,20 @@ class BeamState:
                          classes=classes.pop() if classes else 0)
 
     def _with_room(self, nodes: int) -> "BeamState":
-        """This state with room in every tree for ``nodes`` more: compacted (only the
-        nodes its beams reach) when full, then grown to twice what it needs when that
-        leaves less than half free. On a GPU, one synchronisation."""
+        """This state with room in every tree for ``nodes`` more. A tree that is full,
+        or more than 8 times larger than it needs (after a large chunk), is compacted
+        (only the nodes its beams reach, into new tensors) and resized to twice what it
+        then needs. On a GPU, two synchronisations when it is, else one."""
         capacity = self.nodes.shape[1]
-        if self.batch_size == 0 or nodes == 0 or int(self.nodes_used.max()) + nodes <= capacity:
+        needed = int(self.nodes_used.max()) + nodes if self.batch_size else 0
+        if nodes == 0 or needed <= capacity <= 8 * needed:
             return self
-        state = self
-        if capacity:
-            beams, tree, used = torch.ops.crnn_fast.ctc_beam_state_compact.default(
-                self.beams, self.progress, self.nodes, self.nodes_used)
-            state = replace(self, beams=beams, nodes=tree, nodes_used=used)
-        needed = int(state.nodes_used.max()) + nodes
-        if needed > capacity // 2:
-            state = replace(state, nodes=torch.nn.functional.pad(state.nodes, (0, 0, 0, 2 * needed - capacity)))
-        return state
+        beams, tree, used = torch.ops.crnn_fast.ctc_beam_state_compact.default(
+            self.beams, self.progress, self.nodes, self.nodes_used)
+        size = min(2 * (int(used.max()) + nodes), INT32_MAX)
+        tree = torch.nn.functional.pad(tree, (0, 0, 0, size - capacity)) if size > capacity else \
+            tree[:, :size].contiguous()
+        return replace(self, beams=beams, nodes=tree, nodes_used=used)
 
 
 def ctc_beam_search_chunk(
@@ -378,8 +386,8 @@ def ctc_beam_search_chunk(
     plus reading back the ``top_paths`` prefixes; the labels decoded before are held
     once each in a prefix tree (see ``BeamState``), never copied per chunk except when
     the tree is compacted (amortised: each node at most a few times). Results and state
-    stay on ``log_probs``' device; a CUDA call synchronises three times (room in the
-    trees, NaN check, width of the result).
+    stay on ``log_probs``' device; a CUDA call synchronises a few times (room in the
+    trees, NaN check, width of the result, and lengths given on the GPU).
     """
     batch, frames, classes = _check_log_probs(log_probs)
     beam_width, top_paths, blank, blank_penalty, cutoff_top_n, cutoff_prob = _beam_options(

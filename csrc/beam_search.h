@@ -38,7 +38,7 @@
 // Streaming (run_chunk): between chunks a sequence's state is its beam (the entries
 // as they are, so the next frame is decoded exactly as if no chunk ended) and a
 // prefix tree: at the end of a chunk, the labels that the surviving entries appended
-// in it become nodes (each appended label once, however many entries share it), and
+// in it become nodes (each extension once, however many entries descend from it), and
 // each entry points at the node of its last label. The tree only grows, in place, so
 // a chunk costs its frames, not the frames before it; compact() drops the nodes no
 // entry reaches, and read_paths() reads prefixes back. Timesteps count from the
@@ -475,7 +475,7 @@ class Decoder {
       out.lengths[k] = kept ? beam_[k].len : 0;
       out.scores[k] = bad_ ? NAN : (kept ? beam_[k].score : -INFINITY);
     }
-    out.progress[0] = t0_ + len;
+    out.progress[0] = bad_ ? t0_ : t0_ + len;  // (t0_ may be any value when bad_)
     out.progress[1] = size_;
   }
 

@@ -170,6 +170,42 @@ def test_a_state_can_be_decoded_again(device):
     assert all(torch.equal(a, b) for a, b in zip(first, first_state.result(4)))
 
 
+def test_reusing_a_state_changes_neither_it_nor_the_trees_size(device):
+    """A start state (or any state) decoded again gives the same state each time: its
+    counters are not advanced by the chunks decoded from it, and the trees do not grow."""
+    log_probs = random_log_probs(2, 50, 6, seed=5, device=device)
+    start = crnn_fast.BeamState.start(2, 8, device)
+    runs = [crnn_fast.ctc_beam_search_chunk(log_probs, beam_width=8, state=start)[1] for _ in range(3)]
+    assert start.nodes_used.eq(0).all() and start.nodes.shape[1] == 0
+    assert len({r.nodes.shape[1] for r in runs}) == 1
+    assert all(torch.equal(r.nodes_used, runs[0].nodes_used) for r in runs)
+
+
+def test_a_tree_shrinks_again_after_a_large_chunk(device):
+    """A long first chunk sizes the tree for K nodes a frame; at the next compaction it
+    is resized to what the beam then reaches."""
+    log_probs = random_log_probs(1, 600, 5, seed=6, device=device)
+    result, state = crnn_fast.ctc_beam_search_chunk(log_probs[:, :400], beam_width=8)
+    large = state.nodes.shape[1]
+    for lo in range(400, 600, 2):
+        result, state = crnn_fast.ctc_beam_search_chunk(log_probs[:, lo:lo + 2], beam_width=8, state=state)
+    assert state.nodes.shape[1] < large // 4
+    assert_same_as_whole(result, crnn_fast.ctc_beam_search(log_probs, beam_width=8))
+
+
+def test_state_rows_and_results_are_safe_to_use(device):
+    log_probs = random_log_probs(3, 10, 5, seed=7, device=device)
+    result, state = crnn_fast.ctc_beam_search_chunk(log_probs, beam_width=4, top_paths=2)
+    assert torch.equal(state.rows(-1).beams, state.beams[2:]) and state.rows(slice(1, None)).batch_size == 2
+    with pytest.raises(IndexError):
+        state.rows(3)
+    with pytest.raises(ValueError, match="a slice with step 1"):
+        state.rows(slice(0, None, 2))
+    result.lengths.zero_()  # the caller's copy, not the state's
+    assert state.result(2).lengths.ne(0).any()
+    assert state != state.rows(slice(None))  # identity, not an elementwise tensor comparison
+
+
 def test_opcheck(device):
     log_probs = random_log_probs(3, 8, 6, seed=4, device=device)
     lengths = torch.tensor([8, 0, 5], device=device)
@@ -237,7 +273,7 @@ def make_online(beam_width=4):
 def test_online_decoder_rejects_a_finished_state():
     decoder, states = make_online()
     log_probs = random_log_probs(2, 6, len(LABELS), seed=0)
-    decoder.decode(log_probs, states, [True, False])
+    decoder.decode(log_probs, states, torch.tensor([True, False]))  # is_eos_s as a tensor, as ctcdecode takes it
     with pytest.raises(ValueError, match=r"states\[0\] has reached its end of stream"):
         decoder.decode(log_probs, states, [False, False])
 
