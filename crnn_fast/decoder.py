@@ -140,7 +140,7 @@ class OnlineCTCBeamDecoder(_BeamDecoder):
         the end of a stream; reading every beam back each chunk costs beam_width times
         the longest prefix per stream.)"""
         batch = self._check_probs(probs)
-        if hasattr(is_eos_s, "tolist") and not isinstance(is_eos_s, (str, bool)):  # a tensor or numpy array
+        if hasattr(is_eos_s, "tolist"):  # a tensor or numpy array
             is_eos_s = is_eos_s.tolist()
         if isinstance(states, DecoderState) or not isinstance(states, Sequence) or len(states) != batch:
             raise ValueError(f"states must be a sequence of one DecoderState per row of probs ({batch})")
