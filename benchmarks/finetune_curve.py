@@ -6,9 +6,10 @@ budget and augmentation), starting from
 - the shipped ``local`` model (``--init local``),
 - the shipped ``default`` model (``--init default``),
 - a model pretrained on synthetic CAPTCHAs made to look a little like the new style:
-  the ``local`` model trained further on 20,000 ``captcha``-package images with the
-  style's alphabet, drawn in a serif font (STIX, which matplotlib ships; the style
-  itself uses DejaVu Serif and Computer Modern), the README's path for a new style,
+  the ``local`` model trained further on 60,000 images of the ``plain`` renderer
+  (whole characters on a noisy background, lines through them) with the style's
+  alphabet, drawn in a serif font (STIX, which matplotlib ships; the style itself uses
+  DejaVu Serif and Computer Modern), the README's path for a new style,
 - nothing (from scratch, ``--arch default``).
 
     python benchmarks/finetune_curve.py --out results/finetune-curve.json --plot results/finetune-curve.png
@@ -35,8 +36,8 @@ import matplotlib  # noqa: E402
 
 from crnn_fast import checkpoint, data, evaluate, train  # noqa: E402
 
-FONTS = [str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name) for name in ("STIXGeneral.ttf",
-                                                                                      "STIXGeneralBol.ttf")]
+FONTS = [str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / f"STIXGeneral{face}.ttf")
+         for face in ("", "Bol", "Italic", "BolIta")]
 INITS = {"local": "fine-tuned from the shipped local model", "default": "fine-tuned from the shipped default model",
          "synthetic": "local, pretrained on look-alike synthetic data", "scratch": "from scratch"}
 
@@ -66,8 +67,8 @@ def main() -> None:
     if not (test / "labels.csv").is_file():
         realstyle.write(test, 1000, seed=1)
     pretrained = args.work / "pretrained"
-    pretrain = ["--init", "local", "--alphabet", realstyle.ALPHABET, "--fonts", *FONTS, "--n-train", "20000",
-                "--epochs", "3", "--n-val", "500", "--n-test", "500", "--data-dir", str(args.work / "data"),
+    pretrain = ["--init", "local", "--alphabet", realstyle.ALPHABET, "--fonts", *FONTS, "--renderer", "plain",
+                "--n-train", "60000", "--epochs", "4", "--n-val", "500", "--n-test", "500", "--data-dir", str(args.work / "data"),
                 "--out", str(pretrained), "--no-progress", "--device", "cpu"]
     seconds = None  # a pretrained model found in --work is reused
     if not (pretrained / "report.json").is_file():

@@ -66,6 +66,7 @@ class TrainConfig:
     width: Optional[int] = None
     fonts: Optional[list] = None
     font_sizes: Optional[list] = None
+    renderer: Optional[str] = None
     out: str = "runs/default"
     device: str = "auto"
     precision: str = "auto"  # the network's: "bf16", "float32", or "auto" (bf16 where native_bf16 says so)

@@ -446,7 +446,29 @@ def test_styles_never_share_a_cache(tmp_path):
         data.synthetic(tmp_path, "val", 4, style=data.Style(alphabet="digits"), workers=1, progress=False)
 
 
+@pytest.mark.parametrize("renderer", ["plain", "mixed"])
+def test_other_renderers_are_reproducible_and_keyed(renderer, tmp_path):
+    style = data.Style(alphabet="digits", length=(3, 9), height=32, width=90, fonts=(str(FONT),), font_sizes=(24, 40),
+                       renderer=renderer)
+    a = data.load(data.generate(30, 0, tmp_path / "a", style=style, workers=1, progress=False))
+    b = data.load(data.generate(30, 0, tmp_path / "b", style=style, workers=2, progress=False))
+    assert_same(a, b)
+    assert a.images.shape == (30, 32, 90) and set(np.asarray(a.lengths)) > {3, 9}
+    # every image has ink: its darkest pixels well below its median (9 characters at 40 px
+    # in 90 px are shrunk to fit, not drawn off the image)
+    images = np.asarray(a.images, dtype=np.int32).reshape(30, -1)
+    assert (np.percentile(images, 2, axis=1) < np.median(images, axis=1) - 40).all()
+    plain_style = data.Style(alphabet="digits", length=(3, 9), height=32, width=90, fonts=(str(FONT),),
+                             font_sizes=(24, 40))
+    captcha_made = data.load(data.generate(30, 0, tmp_path / "c", style=plain_style, workers=1, progress=False))
+    assert a.texts() == captcha_made.texts()  # the same labels, drawn another way
+    assert not np.array_equal(a.images, captcha_made.images)
+    assert style.key() != plain_style.key() and data.cache._read_meta(tmp_path / "a")["renderer"] == renderer
+    assert "renderer" not in data.Style().meta()  # caches made before renderers existed still match
+
+
 @pytest.mark.parametrize("kwargs, match", [(dict(length=(4,)), "int or a \\(min, max\\) pair"),
+                                           (dict(renderer="pillow"), "renderer must be one of captcha, plain, mixed"),
                                            (dict(length=0), "length must be >= 1"),
                                            (dict(font_sizes=()), "font_sizes must not be empty"),
                                            (dict(width=0), "width must be >= 1"),
@@ -459,8 +481,9 @@ def test_style_rejects(kwargs, match):
 def test_cli_style_options(tmp_path, capsys):
     out = tmp_path / "c"
     data.main(["--n", "6", "--seed", "0", "--out", str(out), "--workers", "1", "--no-progress", "--alphabet", "AB12",
-               "--length", "2-3", "--width", "80", "--fonts", str(FONT)])
+               "--length", "2-3", "--width", "80", "--fonts", str(FONT), "--renderer", "plain"])
     cache = data.load(out)
+    assert data.cache._read_meta(out)["renderer"] == "plain"
     assert cache.alphabet == "AB12" and cache.images.shape[1:] == (40, 80)
     assert set("".join(cache.texts())) <= set("AB12") and set(np.asarray(cache.lengths)) <= {2, 3}
 

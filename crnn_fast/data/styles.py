@@ -1,5 +1,6 @@
-"""What synthetic CAPTCHAs look like (``Style``) and how one is rendered: the
-``captcha`` package, drawing from a random stream keyed by (seed, index)."""
+"""What synthetic CAPTCHAs look like (``Style``) and how one is rendered: by the
+``captcha`` package or the ``plain`` renderer (``plain.py``), drawing from a random
+stream keyed by (seed, index)."""
 
 import argparse
 import contextlib
@@ -21,6 +22,7 @@ import captcha.image
 import numpy as np
 from PIL import ImageFont
 
+from . import plain
 from .dataset import _check_alphabet, _check_int, _check_path
 
 ALPHABETS = {
@@ -37,6 +39,12 @@ ALPHABET = ALPHABETS["alnum"]
 LENGTH = 5
 HEIGHT, WIDTH = 40, 150
 FONT_SIZES = (26, 30, 34)
+RENDERERS = {
+    "captcha": "the captcha package: warped, overlapping glyphs, noise dots and a curve (the reference task)",
+    "plain": "whole characters drawn with Pillow, a little rotated, on a light noisy background, lines, dots, blur",
+    "mixed": "each image drawn by one of the two at random",
+}
+"""The renderers ``Style`` and ``--renderer`` take."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,8 @@ class Style:
 
     ``alphabet``: a name from ``ALPHABETS`` or the characters themselves; ``length``:
     characters per label, an int or an inclusive (min, max) range, drawn uniformly;
-    ``fonts``: TrueType/OpenType files (empty: the bundled fonts)."""
+    ``fonts``: TrueType/OpenType files (empty: the ``captcha`` package's bundled font);
+    ``renderer``: a name from ``RENDERERS``."""
 
     alphabet: str = ALPHABET
     length: Union[int, tuple] = LENGTH
@@ -57,6 +66,7 @@ class Style:
     width: int = WIDTH
     fonts: tuple = ()
     font_sizes: tuple = FONT_SIZES
+    renderer: str = "captcha"
 
     def __post_init__(self):
         set_ = functools.partial(object.__setattr__, self)  # frozen: normalise once, here
@@ -80,6 +90,8 @@ class Style:
                 ImageFont.truetype(font, self.font_sizes[0])
             except OSError as err:
                 raise ValueError(f"fonts: cannot load {font} as a TrueType/OpenType font ({err})") from None
+        if self.renderer not in RENDERERS:
+            raise ValueError(f"renderer must be one of {', '.join(RENDERERS)}, got {self.renderer!r}")
 
     def meta(self) -> dict:
         """The style as JSON-able facts, stored in every cache (fonts by name and hash)."""
@@ -92,6 +104,7 @@ class Style:
             "font_sizes": list(self.font_sizes),
             "fonts": [{"name": Path(f).name, "sha256": hashlib.sha256(Path(f).read_bytes()).hexdigest()}
                       for f in self.fonts],
+            **({} if self.renderer == "captcha" else {"renderer": self.renderer}),  # caches made before it match
         }
 
     def key(self) -> str:
@@ -157,8 +170,12 @@ def _render_range(seed: int, start: int, stop: int, style: Style) -> tuple[list[
     for row, index in enumerate(range(start, stop)):
         rng = _sample_rng(seed, index)
         text = style.text(rng)
-        with _captcha_randomness(rng):
-            images[row] = np.asarray(_renderer(style).generate_image(text).convert("L"))
+        if style.renderer == "plain" or (style.renderer == "mixed" and rng.random() < 0.5):
+            fonts = style.fonts or tuple(captcha.image.DEFAULT_FONTS)
+            images[row] = plain.render(text, rng, style.width, style.height, fonts, style.font_sizes)
+        else:
+            with _captcha_randomness(rng):
+                images[row] = np.asarray(_renderer(style).generate_image(text).convert("L"))
         texts.append(text)
     return texts, images
 
@@ -192,12 +209,12 @@ def _int_at_least(minimum: int):
     return parse
 
 
-STYLE_OPTIONS = ("alphabet", "length", "height", "width", "fonts", "font_sizes")
+STYLE_OPTIONS = ("alphabet", "length", "height", "width", "fonts", "font_sizes", "renderer")
 """The ``Style`` fields that ``add_style_arguments`` turns into command-line options."""
 
 
 def add_style_arguments(parser: argparse.ArgumentParser, size_default: str = "") -> None:
-    """--alphabet, --length, --height, --width, --fonts, --font-sizes; unset options
+    """--alphabet, --length, --height, --width, --fonts, --font-sizes, --renderer; unset options
     are None (``style_of`` then takes ``Style``'s defaults). ``size_default``: what the
     help says --height and --width default to, if not ``Style``'s; ``{}`` in it stands
     for ``Style``'s value."""
@@ -211,6 +228,8 @@ def add_style_arguments(parser: argparse.ArgumentParser, size_default: str = "")
                         "captcha package's bundled fonts)")
     parser.add_argument("--font-sizes", nargs="+", type=_int_at_least(1), metavar="PX",
                         help=f"font sizes drawn from (default: {' '.join(map(str, FONT_SIZES))})")
+    parser.add_argument("--renderer", choices=RENDERERS, help="what draws the synthetic images: "
+                        + "; ".join(f"{k}: {v}" for k, v in RENDERERS.items()) + " (default: captcha)")
 
 
 def style_of(options) -> Style:
