@@ -83,6 +83,11 @@ class TrainConfig:
             raise ValueError(f"keep must be one of {KEEP}, got {self.keep!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
+        synthetic_only = [k for k in ("length", "fonts", "font_sizes", "renderer") if getattr(self, k) is not None]
+        if self.train_dir is not None and synthetic_only:
+            names = ", ".join("--" + k.replace("_", "-") for k in synthetic_only)
+            raise ValueError(f"{names}: these describe synthetic data, and with --train-dir every set comes from "
+                             "folders (pretrain on synthetic data in one run, then fine-tune on the folder with --init)")
 
 
 PRESETS = {

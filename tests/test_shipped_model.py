@@ -77,13 +77,13 @@ def test_shipped_files_are_weights_only_and_small(name):
 
 
 def test_the_local_model_reads_unseen_captchas_with_characters_where_they_stand(unseen):
-    """The fine-tuning start: architecture local, a little less accurate than the
-    default model on its own style (the model card: 85.9% against 90.8% on 10,000 test
-    images), and each character is emitted over its own columns."""
+    """The fine-tuning start: architecture local, less accurate than the default model
+    on the reference task (the model card: 74.3% against 90.8% on 10,000 test images),
+    and each character is emitted over its own columns."""
     model = crnn_fast.load_model("local")
     assert model.config.arch == "local" and model.config.alphabet == data.ALPHABET
     result = evaluate.evaluate(model, unseen, "cpu", progress=False)
-    assert result["exact"] >= 0.7 and result["char_acc"] >= 0.92, result
+    assert result["exact"] >= 0.65 and result["char_acc"] >= 0.9, result
     medians, images = {}, torch.from_numpy(np.array(unseen.images[:50]))
     for name in ("local", "default"):
         with torch.no_grad():
@@ -96,3 +96,16 @@ def test_the_local_model_reads_unseen_captchas_with_characters_where_they_stand(
     # The local model spreads the 5 characters over the image (~5 frames apart); the
     # BiGRU emits them in its first three and last two frames, wherever they stand.
     assert medians["local"] >= 4 and medians["default"] == 1, medians
+
+
+def test_the_local_model_reads_a_style_it_never_saw(tmp_path):
+    """tests/realstyle.py draws in fonts the local model was not trained with (the model
+    card: 82.4% exact on 1,000 of its images, zero-shot); the default model, trained on
+    the captcha package's images alone, reads next to none of them."""
+    import realstyle
+
+    folder = data.load_folder(realstyle.write(tmp_path / "style", 200, seed=5)[0].parent,
+                              alphabet=data.ALPHABET)  # the models' alphabet; resized to their 150x40
+    exact = {name: evaluate.evaluate(crnn_fast.load_model(name), folder, "cpu", progress=False)["exact"]
+             for name in ("local", "default")}
+    assert exact["local"] >= 0.7 and exact["default"] <= 0.1, exact

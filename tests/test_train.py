@@ -385,6 +385,13 @@ def test_train_cli_rejects_bad_arguments(argv, capsys):
     assert argv[0] in capsys.readouterr().err
 
 
+def test_train_cli_rejects_synthetic_style_options_with_a_folder(tmp_path, capsys):
+    argv = ["--train-dir", str(tmp_path), "--renderer", "plain", "--fonts", str(tmp_path), "--device", "cpu"]
+    assert train.main(argv) == 2
+    assert "--fonts, --renderer: these describe synthetic data" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
 def test_lr_schedule_warms_up_then_decays():
     factor = train.lr_lambda(100, 0.1)
     values = [factor(s) for s in range(100)]
