@@ -15,7 +15,8 @@ budget and augmentation), starting from
     python benchmarks/finetune_curve.py --out results/finetune-curve.json --plot results/finetune-curve.png
 
 Each run is `python -m crnn_fast.train --train-dir POOL[:n] --test-dir TEST --alphabet ... [--init ...]`;
-the test set is 1,000 images of the style that no run trains on. The zero-shot
+the test set is 1,000 images of the style that no run trains on. The 100-image runs
+from the local and the pretrained model are repeated with ``--seeds`` (1 2 3). The zero-shot
 readings of the same test set by the shipped and the pretrained model come first, and
 ddddocr's when it is installed.
 """
@@ -38,6 +39,7 @@ from crnn_fast import checkpoint, data, evaluate, train  # noqa: E402
 
 FONTS = [str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / f"STIXGeneral{face}.ttf")
          for face in ("", "Bol", "Italic", "BolIta")]
+SEED_IMAGES = 100  # the size the issue's target names
 INITS = {"local": "fine-tuned from the shipped local model", "default": "fine-tuned from the shipped default model",
          "synthetic": "local, pretrained on look-alike synthetic data", "scratch": "from scratch"}
 
@@ -58,24 +60,27 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("runs/finetune"))
     parser.add_argument("--out", type=Path, required=True, help="results JSON")
     parser.add_argument("--plot", type=Path, help="results PNG")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3],
+                        help=f"more seeds for the {SEED_IMAGES}-image runs of the local and pretrained models")
     parser.add_argument("--reuse", action="store_true", help="keep the finished runs (report.json) found in --work")
     args = parser.parse_args()
 
     pool, test = args.work / "pool", args.work / "test"
     if not (pool / "labels.csv").is_file():
-        realstyle.write(pool, max(args.sizes), seed=0)
+        realstyle.write(pool, max([*args.sizes, SEED_IMAGES]), seed=0)
     if not (test / "labels.csv").is_file():
         realstyle.write(test, 1000, seed=1)
     pretrained = args.work / "pretrained"
     pretrain = ["--init", "local", "--alphabet", realstyle.ALPHABET, "--fonts", *FONTS, "--renderer", "plain",
-                "--n-train", "60000", "--epochs", "4", "--n-val", "500", "--n-test", "500", "--data-dir", str(args.work / "data"),
-                "--out", str(pretrained), "--no-progress", "--device", "cpu"]
-    seconds = None  # a pretrained model found in --work is reused
-    if not (pretrained / "report.json").is_file():
+                "--n-train", "60000", "--epochs", "4", "--n-val", "500", "--n-test", "500",
+                "--data-dir", str(args.work / "data"), "--out", str(pretrained), "--no-progress", "--device", "cpu"]
+    if not (pretrained / "report.json").is_file():  # else a pretrained model found in --work is reused
         start = time.perf_counter()
         # A process of its own: it renders its data with worker processes (spawn).
         subprocess.run([sys.executable, "-m", "crnn_fast.train", *pretrain], check=True)
-        seconds = time.perf_counter() - start
+        (pretrained / "wall_seconds.txt").write_text(f"{time.perf_counter() - start:.1f}\n")
+    timed = pretrained / "wall_seconds.txt"
+    seconds = float(timed.read_text()) if timed.is_file() else None
     results = {"pretrain": {"command": "python -m crnn_fast.train " + " ".join(pretrain), "seconds": seconds},
                "zero_shot": {}, "runs": []}
     for name, path in [("local", "local"), ("default", "default"), ("synthetic", pretrained / "best.pt")]:
@@ -85,26 +90,27 @@ def main() -> None:
         results["zero_shot"][name] = {"exact": zero_shot["exact"], "char_acc": zero_shot["char_acc"]}
         print(f"{INITS[name]}, zero-shot: exact {100 * zero_shot['exact']:.1f}%", flush=True)
     results["zero_shot"]["ddddocr"] = ddddocr_zero_shot(test)
-    for n in args.sizes:
+    plan = [(n, init, 0) for n in args.sizes for init in INITS]
+    plan += [(SEED_IMAGES, init, seed) for seed in args.seeds for init in ("local", "synthetic") if seed != 0]
+    for n, init, seed in plan:
         folder = subset(pool, n, args.work / f"train-{n}")
-        for init in INITS:
-            out = args.work / f"run-{n}-{init}"
-            source = {"local": ["--init", "local"], "default": ["--init", "default"],
-                      "synthetic": ["--init", str(pretrained / "best.pt")], "scratch": []}[init]
-            argv = ["--train-dir", str(folder), "--test-dir", str(test), "--alphabet", realstyle.ALPHABET,
-                    "--out", str(out), "--no-progress", "--device", "cpu", *source]
-            if not (args.reuse and (out / "report.json").is_file()):
-                shutil.rmtree(out, ignore_errors=True)
-                assert train.main(argv) == 0, argv
-            report = json.loads((out / "report.json").read_text())
-            run = {"images": n, "init": init, "exact": report["test"]["exact"],
-                   "char_acc": report["test"]["char_acc"], "epochs": report["train_config"]["epochs"],
-                   "batch_size": report["train_config"]["batch_size"], "lr": report["train_config"]["lr"],
-                   "seconds": sum(h["train_seconds"] for h in report["history"]),
-                   "command": "python -m crnn_fast.train " + " ".join(argv)}
-            results["runs"].append(run)
-            print(f"{n} images, {run['init']}: exact {100 * run['exact']:.1f}% ({run['seconds']:.0f} s of training)",
-                  flush=True)
+        out = args.work / (f"run-{n}-{init}" + (f"-seed{seed}" if seed else ""))
+        source = {"local": ["--init", "local"], "default": ["--init", "default"],
+                  "synthetic": ["--init", str(pretrained / "best.pt")], "scratch": []}[init]
+        argv = ["--train-dir", str(folder), "--test-dir", str(test), "--alphabet", realstyle.ALPHABET,
+                "--seed", str(seed), "--out", str(out), "--no-progress", "--device", "cpu", *source]
+        if not (args.reuse and (out / "report.json").is_file()):
+            shutil.rmtree(out, ignore_errors=True)
+            assert train.main(argv) == 0, argv
+        report = json.loads((out / "report.json").read_text())
+        run = {"images": n, "init": init, "seed": seed, "exact": report["test"]["exact"],
+               "char_acc": report["test"]["char_acc"], "epochs": report["train_config"]["epochs"],
+               "batch_size": report["train_config"]["batch_size"], "lr": report["train_config"]["lr"],
+               "seconds": sum(h["train_seconds"] for h in report["history"]),
+               "command": "python -m crnn_fast.train " + " ".join(argv)}
+        results["runs"].append(run)
+        print(f"{n} images, {init}, seed {seed}: exact {100 * run['exact']:.1f}% ({run['seconds']:.0f} s of training)",
+              flush=True)
     args.out.write_text(json.dumps(results, indent=2))
     if args.plot:
         plot(results, args.plot)
@@ -134,7 +140,7 @@ def plot(results: dict, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for init, label in INITS.items():
-        runs = [r for r in results["runs"] if r["init"] == init]
+        runs = [r for r in results["runs"] if r["init"] == init and r["seed"] == 0]
         ax.plot([r["images"] for r in runs], [100 * r["exact"] for r in runs], marker="o", label=label)
     ax.axhline(90, color="gray", ls=":", label="the target from 100 images")
     if results["zero_shot"].get("ddddocr"):

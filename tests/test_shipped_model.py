@@ -100,7 +100,7 @@ def test_the_local_model_reads_unseen_captchas_with_characters_where_they_stand(
 
 def test_the_local_model_reads_a_style_it_never_saw(tmp_path):
     """tests/realstyle.py draws in fonts the local model was not trained with (the model
-    card: 82.4% exact on 1,000 of its images, zero-shot); the default model, trained on
+    card: 82.3% exact on 1,000 of its images, zero-shot); the default model, trained on
     the captcha package's images alone, reads next to none of them."""
     import realstyle
 
