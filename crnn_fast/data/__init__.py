@@ -11,9 +11,9 @@ Generate the training split's cache (the directory ``synthetic`` looks for) from
     python -m crnn_fast.data --n 100000 --seed 0 --out data/train-n100000-len5-seed0
 
 The modules: ``dataset`` (``CaptchaDataset``, ``split``), ``styles`` (``Style`` and
-rendering), ``plain`` (the ``plain`` renderer), ``cache`` (``generate``, ``merge``, ``load``, ``synthetic``), ``folders``
-(``load_folder``) and ``cli`` (``python -m crnn_fast.data``); everything public is
-importable from ``crnn_fast.data`` itself.
+rendering), ``plain`` (the ``plain`` renderer), ``cache`` (``generate``, ``merge``,
+``load``, ``synthetic``), ``folders`` (``load_folder``) and ``cli`` (``python -m
+crnn_fast.data``); everything public is importable from ``crnn_fast.data`` itself.
 """
 
 from .cache import (ARRAY_FILES, CACHE_FILES, FORMAT_VERSION, SPLIT_SEEDS, generate, generate_distributed, load,
