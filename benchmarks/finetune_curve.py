@@ -40,6 +40,7 @@ from crnn_fast import checkpoint, data, evaluate, train  # noqa: E402
 FONTS = [str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / f"STIXGeneral{face}.ttf")
          for face in ("", "Bol", "Italic", "BolIta")]
 SEED_IMAGES = 100  # the size the target names
+PRETRAIN_IMAGES, PRETRAIN_EPOCHS = 60_000, 4  # the look-alike pretraining
 INITS = {"local": "fine-tuned from the shipped local model", "default": "fine-tuned from the shipped default model",
          "synthetic": "local, pretrained on look-alike synthetic data", "scratch": "from scratch"}
 
@@ -66,15 +67,21 @@ def main() -> None:
     args = parser.parse_args()
 
     pool, test = args.work / "pool", args.work / "test"
-    if not (pool / "labels.csv").is_file():
-        realstyle.write(pool, max([*args.sizes, SEED_IMAGES]), seed=0)
+    needed = max([*args.sizes, SEED_IMAGES])
+    if not (pool / "labels.csv").is_file() or len((pool / "labels.csv").read_text().splitlines()) - 1 < needed:
+        realstyle.write(pool, needed, seed=0)  # sample i is the same in any pool: a larger one extends it
     if not (test / "labels.csv").is_file():
         realstyle.write(test, 1000, seed=1)
     pretrained = args.work / "pretrained"
     pretrain = ["--init", "local", "--alphabet", realstyle.ALPHABET, "--fonts", *FONTS, "--renderer", "plain",
-                "--n-train", "60000", "--epochs", "4", "--n-val", "500", "--n-test", "500",
+                "--n-train", str(PRETRAIN_IMAGES), "--epochs", str(PRETRAIN_EPOCHS),
+                "--n-val", "500", "--n-test", "500",
                 "--data-dir", str(args.work / "data"), "--out", str(pretrained), "--no-progress", "--device", "cpu"]
-    if not (pretrained / "report.json").is_file():  # else a pretrained model found in --work is reused
+    if (pretrained / "report.json").is_file():  # a pretrained model found in --work is reused if it is this one
+        made = json.loads((pretrained / "report.json").read_text())["train_config"]
+        if (made.get("renderer"), made["n_train"], made["epochs"]) != ("plain", PRETRAIN_IMAGES, PRETRAIN_EPOCHS):
+            sys.exit(f"{pretrained} was pretrained with other options than {' '.join(pretrain)}; delete it")
+    else:
         start = time.perf_counter()
         # A process of its own: it renders its data with worker processes (spawn).
         subprocess.run([sys.executable, "-m", "crnn_fast.train", *pretrain], check=True)

@@ -83,11 +83,6 @@ class TrainConfig:
             raise ValueError(f"keep must be one of {KEEP}, got {self.keep!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
-        synthetic_only = [k for k in ("length", "fonts", "font_sizes", "renderer") if getattr(self, k) is not None]
-        if self.train_dir is not None and synthetic_only:
-            names = ", ".join("--" + k.replace("_", "-") for k in synthetic_only)
-            raise ValueError(f"{names}: these describe synthetic data, and with --train-dir every set comes from "
-                             "folders (pretrain on synthetic data in one run, then fine-tune on the folder with --init)")
 
 
 PRESETS = {
@@ -464,6 +459,12 @@ def build_config(args) -> TrainConfig:
     if args.preset is None and preset == "cpu":
         print("no GPU visible: using the CPU preset (--preset cpu); pass --preset gpu for the full recipe",
               file=sys.stderr)
+    # On the command line only: a run resumed from before this check may hold them (ignored).
+    synthetic_only = [k for k in ("length", "fonts", "font_sizes", "renderer") if getattr(args, k, None) is not None]
+    if args.train_dir is not None and synthetic_only:
+        names = ", ".join("--" + k.replace("_", "-") for k in synthetic_only)
+        raise ValueError(f"{names}: these describe synthetic data, and with --train-dir every set comes from "
+                         "folders (pretrain on synthetic data in one run, then fine-tune on the folder with --init)")
     values = {"preset": preset, **PRESETS[preset]}
     if args.init is not None:
         values["lr"] *= FINETUNE_LR

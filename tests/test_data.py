@@ -464,6 +464,13 @@ def test_other_renderers_are_reproducible_and_keyed(renderer, tmp_path):
     assert not np.array_equal(a.images, captcha_made.images)
     assert style.key() != captcha_style.key() and data.cache._read_meta(tmp_path / "a")["renderer"] == renderer
     assert "renderer" not in data.Style().meta()  # caches made before renderers existed still match
+    # a cache of this renderer under the captcha twin's name is refused, not used
+    made = data.synthetic(tmp_path / "root", "val", 4, style=style, workers=1, progress=False)
+    root = tmp_path / "root"
+    os.rename(root / f"val-n4-{style.key()}-seed1", root / f"val-n4-{captcha_style.key()}-seed1")
+    with pytest.raises(ValueError, match="holds CAPTCHAs of another style"):
+        data.synthetic(tmp_path / "root", "val", 4, style=captcha_style, workers=1, progress=False)
+    assert len(made) == 4
 
 
 @pytest.mark.parametrize("kwargs, match", [(dict(length=(4,)), "int or a \\(min, max\\) pair"),

@@ -390,6 +390,8 @@ def test_train_cli_rejects_synthetic_style_options_with_a_folder(tmp_path, capsy
     assert train.main(argv) == 2
     assert "--fonts, --renderer: these describe synthetic data" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # nothing written
+    # a run from before the check, which saved such options, still resumes (they are ignored)
+    assert train.TrainConfig(train_dir=str(tmp_path), length="4-6", fonts=["x.ttf"]).length == "4-6"
 
 
 def test_lr_schedule_warms_up_then_decays():

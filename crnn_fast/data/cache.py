@@ -272,6 +272,8 @@ def synthetic(
         else:
             generate(n, seed, directory, style=style, workers=workers, progress=progress)
     expected, meta = style.meta(), _read_meta(directory)
+    expected.setdefault("renderer", "captcha")  # recorded only when not the default
+    meta.setdefault("renderer", "captcha")
     if {k: meta.get(k, []) for k in expected} != expected:  # caches made before fonts were recorded: []
         raise ValueError(f"{directory} holds CAPTCHAs of another style than the one asked for; delete it")
     return load(directory)

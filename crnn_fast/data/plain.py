@@ -60,7 +60,7 @@ def render(text: str, rng: random.Random, width: int, height: int, fonts: tuple,
     line = max(g.height for g in glyphs)
     top = rng.randint(min(0, height - line), max(0, height - line))  # where the line of text sits
     for glyph, gap in zip(glyphs, [*gaps, 0]):
-        y = top + (line - glyph.height) // 2 + rng.randint(-height // 10, height // 10)
+        y = top + (line - glyph.height) // 2 + rng.randint(-(height // 10), height // 10)
         image.paste(ink, (x, y), glyph)
         x += glyph.width + gap
 
