@@ -99,8 +99,9 @@ def main() -> None:
     results["zero_shot"]["ddddocr"] = ddddocr_zero_shot(test)
     plan = [(n, init, 0) for n in args.sizes for init in INITS]
     plan += [(SEED_IMAGES, init, seed) for seed in args.seeds for init in ("local", "synthetic") if seed != 0]
+    folders = {n: subset(pool, n, args.work / f"train-{n}") for n, _, _ in plan}
     for n, init, seed in plan:
-        folder = subset(pool, n, args.work / f"train-{n}")
+        folder = folders[n]
         out = args.work / (f"run-{n}-{init}" + (f"-seed{seed}" if seed else ""))
         source = {"local": ["--init", "local"], "default": ["--init", "default"],
                   "synthetic": ["--init", str(pretrained / "best.pt")], "scratch": []}[init]

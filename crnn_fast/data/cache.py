@@ -30,6 +30,10 @@ Changing these values changes every published number; add new splits with new se
 FORMAT_VERSION = 1
 ARRAY_FILES = ("images.npy", "labels.npy", "lengths.npy")
 CACHE_FILES = (*ARRAY_FILES, "meta.json")
+# What a cache holds for a style field its meta.json does not record: caches made before
+# fonts were recorded used the bundled ones, and Style.meta() records the renderer only
+# when it is not the default (so that those caches still match).
+_UNRECORDED = {"fonts": [], "renderer": "captcha"}
 
 
 def _read_meta(directory: Path) -> dict:
@@ -271,9 +275,7 @@ def synthetic(
             generate_distributed(n, seed, directory, style=style, workers=workers, progress=progress)
         else:
             generate(n, seed, directory, style=style, workers=workers, progress=progress)
-    expected, meta = style.meta(), _read_meta(directory)
-    expected.setdefault("renderer", "captcha")  # recorded only when not the default
-    meta.setdefault("renderer", "captcha")
-    if {k: meta.get(k, []) for k in expected} != expected:  # caches made before fonts were recorded: []
+    expected, meta = {**_UNRECORDED, **style.meta()}, _read_meta(directory)
+    if {k: meta.get(k, _UNRECORDED.get(k)) for k in expected} != expected:
         raise ValueError(f"{directory} holds CAPTCHAs of another style than the one asked for; delete it")
     return load(directory)

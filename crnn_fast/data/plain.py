@@ -49,15 +49,14 @@ def render(text: str, rng: random.Random, width: int, height: int, fonts: tuple,
     tilt = rng.uniform(0.0, 25.0)  # the most a character is rotated, this image
     glyphs = _glyphs(text, _font(font_path, size), tilt, rng)
     gaps = [rng.randint(-2, 5) for _ in text[1:]]
-    total = sum(g.width for g in glyphs) + sum(gaps)
-    if total > width - 4 or max(g.height for g in glyphs) > height + 4:  # too big: one size smaller that fits
-        scale = min((width - 4) / max(total, 1), (height + 4) / max(g.height for g in glyphs))
+    total, line = sum(g.width for g in glyphs) + sum(gaps), max(g.height for g in glyphs)
+    if total > width - 4 or line > height + 4:  # too big: one size smaller that fits
+        scale = min((width - 4) / max(total, 1), (height + 4) / line)
         size = max(6, int(size * scale))
         glyphs = _glyphs(text, _font(font_path, size), tilt, rng)
         gaps = [min(g, 1) for g in gaps]
-        total = sum(g.width for g in glyphs) + sum(gaps)
+        total, line = sum(g.width for g in glyphs) + sum(gaps), max(g.height for g in glyphs)
     x = rng.randint(2, max(2, width - 2 - total))
-    line = max(g.height for g in glyphs)
     top = rng.randint(min(0, height - line), max(0, height - line))  # where the line of text sits
     for glyph, gap in zip(glyphs, [*gaps, 0]):
         y = top + (line - glyph.height) // 2 + rng.randint(-(height // 10), height // 10)
