@@ -29,7 +29,7 @@ def test_load_model_reads_unseen_captchas(unseen):
     result = evaluate.evaluate(model, unseen, "cpu", progress=False)
     # The model card reports its accuracy on 10,000 test images; 200 unseen ones must
     # come close (this bound sits several standard errors below it).
-    assert result["exact"] >= 0.75 and result["char_acc"] >= 0.93, result
+    assert result["exact"] >= 0.85 and result["char_acc"] >= 0.96, result
 
 
 def test_predict_cli_without_checkpoint(unseen, tmp_path, capsys):
@@ -78,7 +78,7 @@ def test_shipped_files_are_weights_only_and_small(name):
 
 def test_the_local_model_reads_unseen_captchas_with_characters_where_they_stand(unseen):
     """The fine-tuning start: architecture local, less accurate than the default model
-    on the reference task (the model card: 74.3% against 90.8% on 10,000 test images),
+    on the reference task (the model card: 74.3% against 92.0% on 10,000 test images),
     and each character is emitted over its own columns."""
     model = crnn_fast.load_model("local")
     assert model.config.arch == "local" and model.config.alphabet == data.ALPHABET
