@@ -5,8 +5,9 @@ side by side, and a table of each seed's test metrics with their mean, min and m
     python benchmarks/seed_study.py --seeds 0 1 2 3 4 --arch-seed --out runs/seeds  # + the reference design, seed 0
     python benchmarks/seed_study.py --seeds 0 1 2 --out runs/seeds -- --epochs 20   # after --: to every run
 
-The synthetic splits are rendered once, with every core, before the runs start (so
-that the runs neither race to write them nor render them each). Each run is
+The synthetic splits the runs read are rendered once, with every core, before the runs
+start (so that the runs neither race to write them nor render them each); folders
+given with ``--train-dir`` etc. are left to the runs. Each run is
 ``python -m crnn_fast.train --seed S --data-dir DATA --out OUT/<arch>-seed<S>
 --no-progress [TRAIN ARGS]``, its output in ``OUT/<arch>-seed<S>.log``; on a GPU every
 run shares the one device (``--parallel``, default: all at once; one at a time
@@ -101,8 +102,9 @@ def main(argv=None) -> int:
         parser.error(f"the training arguments after -- were refused: {' '.join(train_args)}")
     except ValueError as err:
         parser.error(str(err))
-    for split in ("train", "val", "test"):
-        train.load_split(config, split)
+    for split in ("train", "val", "test"):  # render the synthetic splits the runs will read (load_data's choice)
+        if getattr(config, f"{split}_dir") is None and split not in train.held_out(config):
+            train.load_split(config, split)
     runs = [("default", s) for s in args.seeds] + ([("seed", args.seeds[0])] if args.arch_seed else [])
     parallel = args.parallel or (len(runs) if torch.cuda.is_available() else 1)
 

@@ -55,6 +55,16 @@ def test_the_reference_architecture_runs_with_the_first_seed(tiny_set, tmp_path)
     assert result["default"]["exact"]["min"] == result["runs"][0]["exact"]  # the summary is the default's alone
 
 
+def test_only_the_synthetic_splits_the_runs_read_are_rendered_first(tiny_set, tmp_path):
+    """With --train-dir alone the runs hold validation and test out of the folder: no
+    synthetic split is rendered for them (the tiny preset would render 16 images each)."""
+    args = ["--seeds", "0", "--out", str(tmp_path / "out"), "--data-dir", str(tmp_path / "data"), "--",
+            "--preset", "tiny", "--train-dir", tiny_set, "--device", "cpu", "--epochs", "1", "--batch-size", "8"]
+    assert seed_study.main(args) == 0
+    data_dir = tmp_path / "data"
+    assert not data_dir.exists() or not list(data_dir.glob("*-seed*")), list(data_dir.iterdir())
+
+
 @pytest.mark.parametrize("study, train_args, message", [
     (["--seeds", "0", "0"], [], "--seeds must be distinct"),
     (["--seeds", "-1"], [], "--seeds must be distinct non-negative"),
