@@ -3,6 +3,7 @@ sequence model over them (a bidirectional RNN, or 1-D convolutions for arch "loc
 and a linear layer to C + 1 classes (blank = 0)."""
 
 import copy
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -141,6 +142,28 @@ def transfer_weights(model: CRNN, state: dict, alphabet: str) -> str:
                 if source >= 0:
                     target[row] = value[source]
     return "".join(ch for ch in model.config.alphabet if ch in index)
+
+
+def init_blank_prior(model: CRNN, mean_length: float) -> float:
+    """Sets the output layer's biases of a fresh ``model`` so that, before training, it
+    predicts blank with the probability ``p`` of a blank frame in a CTC alignment of
+    labels ``mean_length`` long over ``model.frames`` frames (p = 1 - mean_length /
+    frames, within [1 / classes, 0.99]), and every character equally: blank's bias
+    log(p (C - 1) / (1 - p)), the others' 0. Returns p.
+
+    From the default uniform output, CTC training first spends hundreds of steps on a
+    plateau learning that most frames are blank; started at the blank's share it
+    learns the characters at once (the README's "What each change to the CPU recipe
+    bought": validation exact match 53-62% after 300 steps of the CPU preset for
+    seeds 0-2, where the uniform start read none)."""
+    if not mean_length >= 0:
+        raise ValueError(f"mean_length must be a non-negative number, got {mean_length!r}")
+    classes = model.config.num_classes
+    p = min(max(1.0 - mean_length / model.frames, 1.0 / classes), 0.99)
+    with torch.no_grad():
+        model.head.bias.zero_()
+        model.head.bias[0] = math.log(p * (classes - 1) / (1 - p))
+    return p
 
 
 def transfer_cnn(model: CRNN, state: dict) -> None:

@@ -23,13 +23,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import augment, checkpoint, data, distributed
 from .evaluate import autocast, evaluate, format_report, load_eval_data, tokens_of
-from .model import ARCHS, CRNN, ModelConfig, transfer_cnn, transfer_weights
+from .model import ARCHS, CRNN, ModelConfig, init_blank_prior, transfer_cnn, transfer_weights
 
 
 PRECISIONS = {"auto": None, "bf16": True, "float32": False}  # --precision: train_step's bf16
@@ -320,6 +321,8 @@ def _train(config: TrainConfig, resume: bool, progress: bool, ctx: distributed.C
                                        arch_params=reads.arch_params)
     torch.manual_seed(config.seed)
     model = CRNN(model_config)
+    if source is None or model_config.arch != reads.arch:  # a fresh output layer
+        init_blank_prior(model, float(np.mean(train_set.lengths)))
     if source is not None:
         if model_config.arch == reads.arch:
             shared = transfer_weights(model, source["model"], source["model_config"]["alphabet"])

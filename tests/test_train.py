@@ -17,7 +17,7 @@ from PIL import Image
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from crnn_fast import checkpoint, data, evaluate, export, predict, train
-from crnn_fast.model import ARCHS, CRNN, ModelConfig, transfer_weights
+from crnn_fast.model import ARCHS, CRNN, ModelConfig, init_blank_prior, transfer_weights
 
 
 def tiny_config(tiny_set, out, **overrides):
@@ -205,6 +205,28 @@ def test_transfer_weights_keeps_shared_characters_rows():
         transfer_weights(CRNN(one_layer), source.state_dict(), "abc")
 
 
+def test_blank_prior_starts_at_the_blank_share_of_frames(tiny_set, tmp_path):
+    model = CRNN(ModelConfig(alphabet="abc"))  # 37 frames, 4 classes
+    assert model.frames == 37
+    for mean_length, p in [(5.0, 1 - 5 / 37), (0.0, 0.99), (36.0, 0.25), (80.0, 0.25)]:
+        assert init_blank_prior(model, mean_length) == pytest.approx(p)
+        probs = model.head.bias.softmax(0)  # what the output layer adds to every frame
+        torch.testing.assert_close(probs, torch.tensor([p, (1 - p) / 3, (1 - p) / 3, (1 - p) / 3]))
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="mean_length"):
+            init_blank_prior(model, bad)
+
+    # Training from scratch starts there: after one step at a negligible learning rate the
+    # blank's bias is the prior for the data's mean label length.
+    train.train(tiny_config(tiny_set, tmp_path, epochs=1, lr=1e-12), progress=False)
+    trained = checkpoint.load(tmp_path / "last.pt")
+    dataset = data.load(tiny_set)
+    fresh = CRNN(ModelConfig(**trained["model_config"]))
+    p = init_blank_prior(fresh, float(dataset.lengths.mean()))
+    assert p < 0.99
+    torch.testing.assert_close(trained["model"]["head.bias"].float(), fresh.head.bias, rtol=0, atol=1e-6)
+
+
 def test_init_starts_from_a_checkpoint(overfit_run, tiny_set, tmp_path, capsys):
     """--init loads the source's layers (checked after one step at a negligible learning
     rate) and adapts the output layer to the data's alphabet."""
@@ -247,6 +269,7 @@ def test_init_starts_from_a_checkpoint(overfit_run, tiny_set, tmp_path, capsys):
         capsys.readouterr().err
     local = checkpoint.load(tmp_path / "local" / "last.pt")
     assert local["model_config"]["arch"] == "local"
+    assert local["model"]["head.bias"][0] > 1 and local["model"]["head.bias"][1:].abs().max() < 1e-6  # a fresh head
     torch.testing.assert_close(local["model"]["cnn.0.weight"], source["model"]["cnn.0.weight"], rtol=0, atol=1e-6)
     assert train.main([*argv, "--arch", "seed", "--out", str(tmp_path / "seed")]) == 2
     assert "the source model's CNN differs from this architecture's" in capsys.readouterr().err
