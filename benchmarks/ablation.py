@@ -2,14 +2,17 @@
 
     python benchmarks/ablation.py speed                      # images/s of one training step, per variant
     python benchmarks/ablation.py plateau --rnn gru --precision bf16 --lr 1.5e-3 --steps 600
+    python benchmarks/ablation.py plateau --uniform-start --seed 1      # without train's blank prior
 
 ``speed`` times train.train_step on random images (no augmentation), batch 64: the
 mean of 8 steps after 2 warm-up steps, for the default architecture in float32 with
 the CNN in NCHW and in channels_last, under bf16 autocast, and with a BiLSTM.
 ``plateau`` trains from scratch on the CPU preset's training split (generated under
 --data-dir if missing) with augmentation, 100 warm-up steps and then a constant
-learning rate, and prints the mean loss of every 100 steps: how soon a recipe leaves
-CTC's initial plateau.
+learning rate, and prints the mean loss of every 100 steps and the exact match on the
+CPU preset's validation split after them: how soon a recipe leaves CTC's initial
+plateau. The output layer starts as train's does (init_blank_prior), or uniform
+(--uniform-start, as train did before).
 """
 
 import argparse
@@ -18,8 +21,8 @@ import time
 import torch
 
 from crnn_fast import augment, data, train
-from crnn_fast.evaluate import tokens_of
-from crnn_fast.model import ARCHS, CRNN, ModelConfig
+from crnn_fast.evaluate import evaluate, tokens_of
+from crnn_fast.model import ARCHS, CRNN, ModelConfig, init_blank_prior
 
 BATCH = 64
 
@@ -60,12 +63,15 @@ def nchw_forward(model):
 
 def plateau(args) -> None:
     split = data.synthetic(args.data_dir, "train", args.n_train)
-    model, optimizer = make(args.rnn, args.lr)
+    val = data.synthetic(args.data_dir, "val", train.PRESETS["cpu"]["n_val"], progress=False)
+    model, optimizer = make(args.rnn, args.lr, args.seed)
+    if not args.uniform_start:
+        init_blank_prior(model, float(split.lengths.mean()))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / 100))
-    order = torch.randperm(len(split), generator=torch.Generator().manual_seed(0))[: args.steps * BATCH]
+    order = torch.randperm(len(split), generator=torch.Generator().manual_seed(args.seed))[: args.steps * BATCH]
     images = torch.from_numpy(split.images[order.numpy()])
     targets, lengths = (t[order].long() for t in tokens_of(split))
-    g, losses, start = torch.Generator().manual_seed(0), [], time.perf_counter()
+    g, losses, start = torch.Generator().manual_seed(args.seed), [], time.perf_counter()
     for step in range(args.steps):
         batch = slice(step * BATCH, (step + 1) * BATCH)
         x = augment.augment(images[batch].float() / 255, g)
@@ -74,8 +80,10 @@ def plateau(args) -> None:
         scheduler.step()
         losses.append(loss.item())
         if step % 100 == 99:
-            print(f"steps {step - 98}-{step + 1}: loss {sum(losses[-100:]) / 100:.3f} "
-                  f"({time.perf_counter() - start:.0f} s)", flush=True)
+            exact = evaluate(model, val, "cpu", progress=False, confusions=0)["exact"]
+            model.train()
+            print(f"steps {step - 98}-{step + 1}: loss {sum(losses[-100:]) / 100:.3f}, validation exact "
+                  f"{exact:.1%} ({time.perf_counter() - start:.0f} s)", flush=True)
 
 
 def main() -> None:
@@ -89,6 +97,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--n-train", type=int, default=train.PRESETS["cpu"]["n_train"])
     p.add_argument("--data-dir", default="data")
+    p.add_argument("--seed", type=int, default=0, help="the model's initialisation, the order and augmentation")
+    p.add_argument("--uniform-start", action="store_true", help="leave the output layer as nn.Linear initialises it")
     args = parser.parse_args()
     {"speed": speed, "plateau": plateau}[args.what](args)
 

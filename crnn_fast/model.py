@@ -16,8 +16,9 @@ from torch import nn
 ARCHS = {
     # Four conv blocks with BatchNorm; the width is pooled only twice, so a 150-px image
     # gives 37 frames (>= 2 * 5 + 1 for 5-character labels with repeats); a 2-layer BiGRU
-    # (a BiLSTM runs 1.1-1.2x faster on the CPU under bf16, but stayed on CTC's initial
-    # plateau after 600 steps of the CPU preset, where the BiGRU left it after ~400).
+    # (a BiLSTM runs 1.1-1.2x faster on the CPU under bf16, but, before init_blank_prior,
+    # stayed on CTC's initial plateau after 600 steps of the CPU preset, where the BiGRU
+    # left it after ~400).
     "default": dict(channels=[32, 64, 128, 192], pools=[[2, 2], [2, 2], [2, 1], [2, 1]], batch_norm=True,
                     rnn="gru", hidden=128, layers=2, dropout=0.1),
     # The same CNN, then two 1-D convolutions over the frames instead of the BiGRU: each
@@ -25,8 +26,8 @@ ARCHS = {
     # emits every character over its own columns. The BiGRU sees the whole image and the
     # shipped one emits all five characters in its first three and last two frames,
     # wherever they stand, which transfers badly to a new style (the README's fine-tuning
-    # curve). From scratch this one leaves CTC's initial plateau much later than the
-    # BiGRU: train it from a BiGRU's CNN (--arch local --init CHECKPOINT).
+    # curve). From scratch (before init_blank_prior) this one left CTC's initial plateau
+    # much later than the BiGRU: train it from a BiGRU's CNN (--arch local --init CHECKPOINT).
     "local": dict(channels=[32, 64, 128, 192], pools=[[2, 2], [2, 2], [2, 1], [2, 1]], batch_norm=True,
                   rnn="conv", hidden=128, layers=2, dropout=0.1, kernel=3),
     # The reference design: 3 conv blocks pooled 2x2 -> 18 frames x (5 * 256 = 1280)

@@ -89,8 +89,11 @@ class TrainConfig:
 PRESETS = {
     # The reference recipe: 100k synthetic images, 10k test images.
     "gpu": dict(epochs=30, batch_size=256, lr=2e-3, n_train=100_000, n_val=2_000, n_test=10_000),
-    # Fits ~15 minutes on a 2-core CPU, data generation and test included.
-    "cpu": dict(epochs=8, batch_size=64, lr=1.5e-3, n_train=40_000, n_val=500, n_test=2_000),
+    # Fits ~15 minutes on a 2-core CPU, data generation and test included. Each image is
+    # seen twice: rendering an image takes a quarter of the time training on it does, and
+    # the same 5,000 steps read 87.05% from 160k images x 2 epochs, 85.60% from 80k x 4
+    # and 85.35% from 40k x 8 (seed 0, 2,000 test images; the README's ablation).
+    "cpu": dict(epochs=2, batch_size=64, lr=1.5e-3, n_train=160_000, n_val=500, n_test=2_000),
     # Seconds: for smoke tests.
     "tiny": dict(epochs=2, batch_size=16, lr=2e-3, n_train=64, n_val=16, n_test=16),
 }
