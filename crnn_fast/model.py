@@ -155,8 +155,8 @@ def init_blank_prior(model: CRNN, mean_length: float) -> float:
     From the default uniform output, CTC training first spends hundreds of steps on a
     plateau learning that most frames are blank; started at the blank's share it
     learns the characters at once (the README's "What each change to the CPU recipe
-    bought": validation exact match 53-62% after 300 steps of the CPU preset for
-    seeds 0-2, where the uniform start read none)."""
+    bought": validation exact match 63.4 / 61.8 / 51.6% after 200 steps on the CPU
+    preset's images for seeds 0-2, where the uniform start read 0% even after 400)."""
     if not mean_length >= 0:
         raise ValueError(f"mean_length must be a non-negative number, got {mean_length!r}")
     classes = model.config.num_classes

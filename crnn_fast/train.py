@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -325,7 +324,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, ctx: distributed.C
     torch.manual_seed(config.seed)
     model = CRNN(model_config)
     if source is None or model_config.arch != reads.arch:  # a fresh output layer
-        init_blank_prior(model, float(np.mean(train_set.lengths)))
+        init_blank_prior(model, float(train_set.lengths.mean()))
     if source is not None:
         if model_config.arch == reads.arch:
             shared = transfer_weights(model, source["model"], source["model_config"]["alphabet"])
