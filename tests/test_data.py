@@ -2,12 +2,14 @@
 
 import csv
 import dataclasses
+import gc
 import os
 import random
 import secrets
 import shutil
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import captcha.image
@@ -78,6 +80,20 @@ def test_same_seed_gives_identical_arrays(base, tmp_path):
 def test_worker_count_does_not_change_the_data(base, tmp_path):
     parallel = data.load(data.generate(N, SEED, tmp_path / "w2", workers=2, progress=False))
     assert_same(base, parallel)
+
+
+def test_worker_processes_release_each_chunk_once_yielded():
+    # generate() writes each chunk into the cache; holding them all besides would keep a
+    # large set in memory whole (12 GB for 2M images)
+    from crnn_fast.data.styles import _rendered_chunks
+
+    released = []
+    for _, _, images in _rendered_chunks(SEED, [(a, a + 5) for a in range(0, N, 5)], data.Style(), workers=2):
+        gc.collect()
+        assert all(ref() is None for ref in released)
+        released.append(weakref.ref(images))
+        del images
+    assert len(released) == N // 5
 
 
 def test_index_ranges_concatenate_to_the_whole(base, tmp_path):
