@@ -14,6 +14,9 @@ budget and augmentation), starting from
 
     python benchmarks/finetune_curve.py --out results/finetune-curve.json --plot results/finetune-curve.png
 
+``--inits default`` runs one curve again (after a new shipped model) and keeps the others
+from the existing ``--out``.
+
 Each run is `python -m crnn_fast.train --train-dir POOL[:n] --test-dir TEST --alphabet ... [--init ...]`;
 the test set is 1,000 images of the style that no run trains on. The 100-image runs
 from the local and the pretrained model are repeated with ``--seeds`` (1 2 3). The zero-shot
@@ -64,6 +67,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3],
                         help=f"more seeds for the {SEED_IMAGES}-image runs of the local and pretrained models")
     parser.add_argument("--reuse", action="store_true", help="keep the finished runs (report.json) found in --work")
+    parser.add_argument("--inits", nargs="+", choices=list(INITS), default=list(INITS),
+                        help="the curves to run (default: all); the others are kept from an existing --out")
     args = parser.parse_args()
 
     pool, test = args.work / "pool", args.work / "test"
@@ -77,28 +82,24 @@ def main() -> None:
                 "--n-train", str(PRETRAIN_IMAGES), "--epochs", str(PRETRAIN_EPOCHS),
                 "--n-val", "500", "--n-test", "500",
                 "--data-dir", str(args.work / "data"), "--out", str(pretrained), "--no-progress", "--device", "cpu"]
-    if (pretrained / "report.json").is_file():  # a pretrained model found in --work is reused if it is this one
-        made = json.loads((pretrained / "report.json").read_text())["train_config"]
-        if (made.get("renderer"), made["n_train"], made["epochs"]) != ("plain", PRETRAIN_IMAGES, PRETRAIN_EPOCHS):
-            sys.exit(f"{pretrained} was pretrained with other options than {' '.join(pretrain)}; delete it")
-    else:
-        start = time.perf_counter()
-        # A process of its own: it renders its data with worker processes (spawn).
-        subprocess.run([sys.executable, "-m", "crnn_fast.train", *pretrain], check=True)
-        (pretrained / "wall_seconds.txt").write_text(f"{time.perf_counter() - start:.1f}\n")
+    if "synthetic" in args.inits:
+        pretrain_once(pretrained, pretrain)
     timed = pretrained / "wall_seconds.txt"
     seconds = float(timed.read_text()) if timed.is_file() else None
     results = {"pretrain": {"command": "python -m crnn_fast.train " + " ".join(pretrain), "seconds": seconds},
                "zero_shot": {}, "runs": []}
     for name, path in [("local", "local"), ("default", "default"), ("synthetic", pretrained / "best.pt")]:
+        if name not in args.inits:
+            continue
         model = checkpoint.load_model(path)
         alphabet = model.config.alphabet
         zero_shot = evaluate.evaluate(model, data.load_folder(test, alphabet=alphabet), "cpu", progress=False)
         results["zero_shot"][name] = {"exact": zero_shot["exact"], "char_acc": zero_shot["char_acc"]}
         print(f"{INITS[name]}, zero-shot: exact {100 * zero_shot['exact']:.1f}%", flush=True)
     results["zero_shot"]["ddddocr"] = ddddocr_zero_shot(test)
-    plan = [(n, init, 0) for n in args.sizes for init in INITS]
-    plan += [(SEED_IMAGES, init, seed) for seed in args.seeds for init in ("local", "synthetic") if seed != 0]
+    plan = [(n, init, 0) for n in args.sizes for init in args.inits]
+    plan += [(SEED_IMAGES, init, seed) for seed in args.seeds for init in ("local", "synthetic")
+             if seed != 0 and init in args.inits]
     folders = {n: subset(pool, n, args.work / f"train-{n}") for n, _, _ in plan}
     for n, init, seed in plan:
         folder = folders[n]
@@ -119,9 +120,31 @@ def main() -> None:
         results["runs"].append(run)
         print(f"{n} images, {init}, seed {seed}: exact {100 * run['exact']:.1f}% ({run['seconds']:.0f} s of training)",
               flush=True)
+    if set(args.inits) != set(INITS) and args.out.is_file():
+        results = kept_from(json.loads(args.out.read_text()), results, args.inits)
     args.out.write_text(json.dumps(results, indent=2))
     if args.plot:
         plot(results, args.plot)
+
+
+def pretrain_once(pretrained: Path, pretrain: list) -> None:
+    """Runs the look-alike pretraining into ``pretrained``, unless it holds this one already."""
+    if (pretrained / "report.json").is_file():
+        made = json.loads((pretrained / "report.json").read_text())["train_config"]
+        if (made.get("renderer"), made["n_train"], made["epochs"]) != ("plain", PRETRAIN_IMAGES, PRETRAIN_EPOCHS):
+            sys.exit(f"{pretrained} was pretrained with other options than {' '.join(pretrain)}; delete it")
+        return
+    start = time.perf_counter()
+    # A process of its own: it renders its data with worker processes (spawn).
+    subprocess.run([sys.executable, "-m", "crnn_fast.train", *pretrain], check=True)
+    (pretrained / "wall_seconds.txt").write_text(f"{time.perf_counter() - start:.1f}\n")
+
+
+def kept_from(old: dict, new: dict, inits: list) -> dict:
+    """``new``, the curves ``inits`` run again, with the other curves of ``old``."""
+    return {"pretrain": new["pretrain"] if "synthetic" in inits else old["pretrain"],
+            "zero_shot": {**old["zero_shot"], **{k: v for k, v in new["zero_shot"].items() if v is not None}},
+            "runs": [r for r in old["runs"] if r["init"] not in inits] + new["runs"]}
 
 
 def ddddocr_zero_shot(test: Path):
