@@ -27,6 +27,9 @@ def main() -> None:
 
     model = checkpoint.load_model(args.checkpoint)
     test = data.synthetic(args.data_dir, "test", args.n_test)
+    if tuple(test.images.shape[1:]) != (model.config.height, model.config.width):
+        parser.error(f"--checkpoint reads {model.config.height}x{model.config.width} images, the synthetic test "
+                     f"split is {test.images.shape[1]}x{test.images.shape[2]} (height x width)")
     truths = test.texts()
     wrong = []  # (index, reading)
     for start in range(0, len(test), 256):
@@ -37,6 +40,7 @@ def main() -> None:
     print(f"{len(wrong)} of {len(test)} test images misread")
     shown = wrong[: args.show]
     if not shown:
+        print(f"nothing to draw: {args.out} not written")
         return
 
     matplotlib.use("Agg")

@@ -2,9 +2,11 @@
 
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from crnn_fast import checkpoint, data, evaluate
+from crnn_fast.model import CRNN, ModelConfig
 
 SCRIPT = Path(__file__).parent.parent / "benchmarks" / "misread.py"
 
@@ -26,3 +28,12 @@ def test_rejects_a_bad_count(tmp_path):
     done = subprocess.run([sys.executable, str(SCRIPT), "--show", "0", "--out", str(tmp_path / "m.png")],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "--show" in done.stderr
+
+
+def test_rejects_a_model_of_another_image_size(tmp_path):
+    model = CRNN(ModelConfig(alphabet="abc", height=32, width=100))
+    checkpoint.save_weights({"model": model.state_dict(), "model_config": asdict(model.config)}, tmp_path / "w.pt")
+    done = subprocess.run([sys.executable, str(SCRIPT), "--checkpoint", str(tmp_path / "w.pt"), "--n-test", "4",
+                           "--data-dir", str(tmp_path), "--out", str(tmp_path / "m.png")], capture_output=True, text=True)
+    assert done.returncode == 2 and "--checkpoint reads 32x100" in done.stderr
+    assert not (tmp_path / "m.png").exists()
