@@ -10,7 +10,7 @@ from pathlib import Path
 import matplotlib
 import torch
 
-from crnn_fast import checkpoint, data
+from crnn_fast import checkpoint, data, evaluate
 from crnn_fast.predict import predict
 
 
@@ -27,9 +27,10 @@ def main() -> None:
 
     model = checkpoint.load_model(args.checkpoint)
     test = data.synthetic(args.data_dir, "test", args.n_test)
-    if tuple(test.images.shape[1:]) != (model.config.height, model.config.width):
-        parser.error(f"--checkpoint reads {model.config.height}x{model.config.width} images, the synthetic test "
-                     f"split is {test.images.shape[1]}x{test.images.shape[2]} (height x width)")
+    try:
+        evaluate.check_image_size(model, test)
+    except ValueError as err:
+        parser.error(f"--checkpoint: {err}")
     truths = test.texts()
     wrong = []  # (index, reading)
     for start in range(0, len(test), 256):

@@ -82,6 +82,13 @@ def default_batch_size(device) -> int:
     return 1024 if torch.device(device).type == "cuda" else 64
 
 
+def check_image_size(model, dataset: data.CaptchaDataset) -> None:
+    """Raises ValueError unless ``dataset``'s images have the size ``model`` reads."""
+    if tuple(dataset.images.shape[1:]) != (model.config.height, model.config.width):
+        raise ValueError(f"the images are {tuple(dataset.images.shape[1:])} but the model reads "
+                         f"{(model.config.height, model.config.width)} (height, width)")
+
+
 @torch.no_grad()
 def evaluate(model, dataset: data.CaptchaDataset, device, batch_size: Optional[int] = None, progress: bool = True,
              confusions: int = 10, decoder: str = "greedy", beam_width: int = 10) -> dict:
@@ -93,9 +100,7 @@ def evaluate(model, dataset: data.CaptchaDataset, device, batch_size: Optional[i
     batch_size = batch_size or default_batch_size(device)
     model.eval()
     alphabet = model.config.alphabet
-    if tuple(dataset.images.shape[1:]) != (model.config.height, model.config.width):
-        raise ValueError(f"the images are {tuple(dataset.images.shape[1:])} but the model reads "
-                         f"{(model.config.height, model.config.width)} (height, width)")
+    check_image_size(model, dataset)
     labels = np.asarray(dataset.labels, dtype=np.int64)
     unknown = {dataset.alphabet[i] for i in np.unique(labels[labels >= 0])} - set(alphabet)
     if unknown:

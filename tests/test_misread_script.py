@@ -35,5 +35,5 @@ def test_rejects_a_model_of_another_image_size(tmp_path):
     checkpoint.save_weights({"model": model.state_dict(), "model_config": asdict(model.config)}, tmp_path / "w.pt")
     done = subprocess.run([sys.executable, str(SCRIPT), "--checkpoint", str(tmp_path / "w.pt"), "--n-test", "4",
                            "--data-dir", str(tmp_path), "--out", str(tmp_path / "m.png")], capture_output=True, text=True)
-    assert done.returncode == 2 and "--checkpoint reads 32x100" in done.stderr
+    assert done.returncode == 2 and "--checkpoint: the images are (40, 150) but the model reads (32, 100)" in done.stderr
     assert not (tmp_path / "m.png").exists()
