@@ -16,6 +16,11 @@ grayscale, resized bilinearly to the model's size); output ``log_probs``, float3
 without the optimizer state: a file a quarter of the checkpoint's size that
 ``crnn_fast.load_model``, ``evaluate --checkpoint`` and ``predict --checkpoint`` read.
 The model shipped in the package was made this way (README, "The shipped model").
+
+``--bn-data DIR`` first re-estimates the BatchNorm statistics on the first
+``--bn-images`` images of DIR (a ``crnn_fast.data`` cache or a folder of labelled
+images of the style the model will read), as training does after each epoch (``crnn_fast.train.reestimate_batchnorm``): for
+checkpoints trained before it did, whose statistics averaged the augmented batches.
 """
 
 import argparse
@@ -26,21 +31,46 @@ import warnings
 import torch
 
 from . import checkpoint
-from .model import CRNN
+from .evaluate import check_image_size, load_eval_data
+from .model import CRNN, ModelConfig
+from .train import BN_IMAGES, reestimate_batchnorm
 
 ONNX_OPSET = 18
 
 
-def export_weights(checkpoint_path, out) -> dict:
-    """Writes ``checkpoint_path``'s inference weights to ``out``; returns the facts
-    stored with them: the training run's config, its last epoch and that epoch's
-    validation metrics, and the torch that trained it."""
-    state = checkpoint.load(checkpoint_path)
+def load_state(checkpoint_path=None, bn_data=None, bn_images: int = BN_IMAGES) -> dict:
+    """The checkpoint (or shipped model: ``None``, ``"default"``, ``"local"``), with its
+    BatchNorm statistics re-estimated on the first ``bn_images`` images of ``bn_data``
+    (a cache or a folder of labelled images) when it is given; that fact is then kept
+    under ``"batchnorm"``."""
+    if isinstance(bn_images, bool) or not isinstance(bn_images, int) or bn_images < 1:
+        raise ValueError(f"bn_images must be an int >= 1, got {bn_images!r}")
+    state = checkpoint.load(checkpoint.resolve(checkpoint_path))
+    if bn_data is None:
+        return state
+    model = CRNN(ModelConfig(**state["model_config"]))
+    model.load_state_dict(state["model"])
+    config = model.config
+    dataset = load_eval_data(bn_data, config.alphabet, 1, "", config.height, config.width)
+    check_image_size(model, dataset)
+    images = dataset.images[:bn_images]
+    reestimate_batchnorm(model, images, "cpu")
+    return {**state, "model": model.state_dict(),
+            "batchnorm": f"re-estimated on the first {len(images)} images of {bn_data}"}
+
+
+def export_weights(state: dict, out, source="the checkpoint") -> dict:
+    """Writes a training checkpoint's inference weights (``state``, from
+    :func:`load_state`) to ``out``; returns the facts stored with them: the training
+    run's config, its last epoch and that epoch's validation metrics, the torch that
+    trained it, and how its BatchNorm statistics were re-estimated, if they were."""
     if "train_config" not in state:
-        raise ValueError(f"{checkpoint_path} is not a training checkpoint (no train_config in it)")
+        raise ValueError(f"{source} is not a training checkpoint (no train_config in it)")
     last = state["history"][-1]
     info = {"train_config": state["train_config"], "epoch": last["epoch"], "val": last["val"],
             "exported_with_torch": str(torch.__version__)}
+    if "batchnorm" in state:
+        info["batchnorm"] = state["batchnorm"]
     checkpoint.save_weights(state, out, **info)
     return info
 
@@ -77,17 +107,27 @@ def main(argv=None) -> int:
                         "--weights needs one)")
     parser.add_argument("--onnx", metavar="PATH", help="write the model as ONNX")
     parser.add_argument("--weights", metavar="PATH", help="write the inference weights (.pt)")
+    parser.add_argument("--bn-data", metavar="DIR", help="first re-estimate the BatchNorm statistics on the images of "
+                        "DIR (a crnn_fast.data cache or a folder of labelled images), un-augmented")
+    parser.add_argument("--bn-images", type=int, default=BN_IMAGES, metavar="N",
+                        help=f"with --bn-data: how many of its images (default: {BN_IMAGES})")
     args = parser.parse_args(argv)
     if not (args.onnx or args.weights):
         parser.error("nothing to do: give --onnx PATH and/or --weights PATH")
     if args.weights and not args.checkpoint:
         parser.error("--weights needs --checkpoint (the shipped model is already weights only)")
+    if args.bn_images < 1:
+        parser.error(f"--bn-images must be >= 1, got {args.bn_images}")
     try:
+        state = load_state(args.checkpoint, args.bn_data, args.bn_images)
         if args.weights:
-            info = export_weights(args.checkpoint, args.weights)
-            print(f"wrote {args.weights}: epoch {info['epoch']}, validation exact {100 * info['val']['exact']:.2f}%")
+            info = export_weights(state, args.weights, args.checkpoint)
+            note = " (the training run's, before BatchNorm was re-estimated)" if "batchnorm" in info else ""
+            print(f"wrote {args.weights}: epoch {info['epoch']}, validation exact {100 * info['val']['exact']:.2f}%{note}")
         if args.onnx:
-            export_onnx(checkpoint.load_model(args.checkpoint), args.onnx)
+            model = CRNN(ModelConfig(**state["model_config"]))
+            model.load_state_dict(state["model"])
+            export_onnx(model, args.onnx)
             print(f"wrote {args.onnx}")
     except (FileNotFoundError, ValueError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -24,15 +24,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import augment, checkpoint, data, distributed
-from .evaluate import autocast, evaluate, format_report, load_eval_data, tokens_of
+from .evaluate import autocast, default_batch_size, evaluate, format_report, load_eval_data, tokens_of
 from .model import ARCHS, CRNN, ModelConfig, init_blank_prior, transfer_cnn, transfer_weights
 
 
+BN_IMAGES = 4096  # reestimate_batchnorm's images after each epoch (1,024 read 0.15 points lower, 20,480 the same)
 PRECISIONS = {"auto": None, "bf16": True, "float32": False}  # --precision: train_step's bf16
 
 
@@ -74,6 +76,7 @@ class TrainConfig:
     init: Optional[str] = None  # start from this checkpoint's weights (or a shipped model's: checkpoint.SHIPPED)
     min_steps: Optional[int] = None  # small data: at least this many steps, batches that fit (fit_to_data)
     keep: str = "best"  # the epoch whose weights best.pt holds and the test reads: "best" validation exact, or "last"
+    bn_images: int = BN_IMAGES  # un-augmented training images BatchNorm's statistics are re-estimated on after each epoch
 
     def __post_init__(self):
         if isinstance(self.augment, bool):
@@ -82,6 +85,8 @@ class TrainConfig:
             raise ValueError(f"augment must be one of {augment.LEVELS}, got {self.augment!r}")
         if self.keep not in KEEP:
             raise ValueError(f"keep must be one of {KEEP}, got {self.keep!r}")
+        if isinstance(self.bn_images, bool) or not isinstance(self.bn_images, int) or self.bn_images < 0:
+            raise ValueError(f"bn_images must be an int >= 0, got {self.bn_images!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
 
@@ -191,6 +196,38 @@ def load_data(config: TrainConfig, alphabet: Optional[str] = None, progress: boo
 def held_out(config: TrainConfig) -> list[str]:
     """The splits ``load_data`` holds out of the train folder: those without a folder of their own."""
     return [s for s in ("val", "test") if config.train_dir is not None and getattr(config, f"{s}_dir") is None]
+
+
+@torch.no_grad()
+def reestimate_batchnorm(model: CRNN, images, device, batch_size: Optional[int] = None) -> None:
+    """Sets the running mean and variance of every BatchNorm layer in ``model`` to their
+    averages over ``images`` (uint8 (N, H, W), e.g. un-augmented training images), in
+    batches of ``batch_size`` (default: evaluate's), with evaluation's autocast; leaves
+    ``model`` in eval mode. Draws no random numbers (dropout stays off).
+
+    During training the running statistics average the augmented batches, whose noise,
+    contrast and brightness differ from the clean images the model reads afterwards:
+    re-estimated on clean images, the CPU run shipped before this existed read its
+    validation set 95.45% exactly where its own statistics read 91.60% (README)."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    model.eval()
+    if not norms or len(images) == 0:
+        return
+    device = torch.device(device)
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average: every batch counts the same
+        m.train()
+    try:
+        batch_size = batch_size or default_batch_size(device)
+        for lo in range(0, len(images), batch_size):
+            with autocast(device):
+                model(torch.from_numpy(np.array(images[lo:lo + batch_size])).to(device))
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.eval()
 
 
 def lr_lambda(total_steps: int, warmup: float):
@@ -419,6 +456,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, ctx: distributed.C
         seen = counted * config.batch_size
         train_seconds = time.perf_counter() - t0
         del images
+        reestimate_batchnorm(model, train_set.images[:config.bn_images], device)  # the same images on every rank
         distributed.broadcast_(model.buffers())  # BatchNorm statistics: rank 0's, as saved
         val = evaluate(model, val_set, device, progress=False, confusions=0)
         record = {"epoch": epoch + 1, "train_loss": loss_sum / max(counted, 1), "lr": scheduler.get_last_lr()[0],
@@ -489,11 +527,12 @@ def build_config(args) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def positive(kind):
+def positive(kind, minimum=None):
+    """An argparse type: ``kind`` > 0, or >= ``minimum`` when given."""
     def parse(text):
         value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        if value <= 0 if minimum is None else value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {'> 0' if minimum is None else f'>= {minimum}'}, got {text}")
         return value
 
     return parse
@@ -546,6 +585,9 @@ def make_parser() -> argparse.ArgumentParser:
                         help="fine-tune: start from a checkpoint's weights, or a shipped model's: 'local' (the "
                              "better start for another style) or 'default'; "
                              f"the learning rate defaults to {FINETUNE_LR:g} x the preset's")
+    parser.add_argument("--bn-images", type=positive(int, minimum=0), metavar="N",
+                        help="after each epoch, re-estimate BatchNorm's statistics on the first N training images, "
+                             f"un-augmented (default: {BN_IMAGES}; 0 keeps the running averages of the augmented batches)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     parser.add_argument("--no-progress", action="store_true")
     return parser

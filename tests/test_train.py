@@ -137,7 +137,30 @@ def test_exported_weights_read_like_the_checkpoint(overfit_run, tiny_set, tmp_pa
     stored = torch.load(weights, weights_only=True)["info"]
     assert stored["epoch"] == best_epoch and stored["train_config"]["epochs"] == 12
     assert export.main(["--checkpoint", str(weights), "--weights", str(tmp_path / "again.pt")]) == 2
-    assert "not a training checkpoint" in capsys.readouterr().err
+    assert f"{weights} is not a training checkpoint" in capsys.readouterr().err
+
+
+def test_export_reestimates_batchnorm_on_bn_data(overfit_run, tiny_set, tmp_path, capsys):
+    out, _ = overfit_run
+    weights = tmp_path / "w.pt"
+    argv = ["--checkpoint", str(out / "best.pt"), "--weights", str(weights), "--bn-data", tiny_set]
+    assert export.main([*argv, "--bn-images", "8"]) == 0
+    assert "before BatchNorm was re-estimated" in capsys.readouterr().out
+    expected = checkpoint.load_model(out / "best.pt")
+    train.reestimate_batchnorm(expected, data.load(tiny_set).images[:8], "cpu")
+    exported = checkpoint.load_model(weights)
+    assert not torch.equal(exported.cnn[1].running_mean, checkpoint.load_model(out / "best.pt").cnn[1].running_mean)
+    for name, buffer in expected.named_buffers():
+        torch.testing.assert_close(dict(exported.named_buffers())[name], buffer, rtol=1e-3, atol=1e-3)  # float16
+    stored = torch.load(weights, weights_only=True)["info"]
+    assert stored["batchnorm"] == f"re-estimated on the first 8 images of {tiny_set}"
+    with pytest.raises(SystemExit):
+        export.main([*argv, "--bn-images", "0"])
+    assert "--bn-images must be >= 1" in capsys.readouterr().err
+    wide = tmp_path / "wide"
+    data.generate(4, 3, wide, workers=1, style=data.Style(width=160), progress=False)
+    assert export.main([*argv[:4], "--bn-data", str(wide)]) == 2
+    assert "the images are (40, 160) but the model reads (40, 150)" in capsys.readouterr().err
 
 
 def test_train_dir_alone_holds_out_validation_and_test(tmp_path, capsys):
@@ -400,12 +423,63 @@ def test_case_fold_map():
 
 
 @pytest.mark.parametrize("argv", [["--epochs", "0"], ["--lr", "-1"], ["--arch", "nope"], ["--preset", "huge"],
-                                  ["--val-split", "0.5"], ["--val-split", "x"]])
+                                  ["--val-split", "0.5"], ["--val-split", "x"], ["--bn-images", "-1"]])
 def test_train_cli_rejects_bad_arguments(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         train.main(argv)
     assert exit_info.value.code == 2
     assert argv[0] in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, True])
+def test_train_config_rejects_bad_bn_images(value):
+    with pytest.raises(ValueError, match="bn_images must be an int >= 0"):
+        train.TrainConfig(bn_images=value)
+
+
+@torch.no_grad()
+def test_reestimate_batchnorm_matches_a_reference(tiny_set):
+    images = data.load(tiny_set).images  # 16 images, 4 batches of 4
+    torch.manual_seed(0)
+    model = CRNN(ModelConfig(alphabet=data.ALPHABET))
+    model.train()
+    model(torch.as_tensor(images[:8]))  # running statistics that are not the answer
+    momenta = [m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    rng = torch.get_rng_state()
+    train.reestimate_batchnorm(model, images, "cpu", batch_size=4)
+    assert torch.equal(torch.get_rng_state(), rng)  # drew no random numbers: a run's course stays the same
+    assert not model.training and [m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)] == momenta
+    # the first layer's by hand: the mean over the batches of each batch's per-channel
+    # mean and unbiased variance of the first convolution's output, in float32
+    conv, norm = model.cnn[0], model.cnn[1]
+    x = conv(((torch.as_tensor(images).float() / 255).unsqueeze(1) - 0.5) / 0.5)
+    means = torch.stack([b.mean((0, 2, 3)) for b in x.split(4)]).mean(0)
+    variances = torch.stack([b.var((0, 2, 3), unbiased=True) for b in x.split(4)]).mean(0)
+    torch.testing.assert_close(norm.running_mean, means, rtol=0.02, atol=0.01)  # bf16 autocast where native
+    torch.testing.assert_close(norm.running_var, variances, rtol=0.05, atol=0.01)
+    assert norm.num_batches_tracked.item() == 4
+    # no BatchNorm (arch seed): nothing to do, and nothing breaks
+    seed = CRNN(ModelConfig(alphabet=data.ALPHABET, arch="seed"))
+    train.reestimate_batchnorm(seed, images, "cpu")
+    assert not seed.training
+
+
+def test_batchnorm_reestimate_leaves_the_course_of_training_alone(tiny_set, tmp_path):
+    """Re-estimating BatchNorm after each epoch changes the saved statistics only: the
+    losses are those of a run without it, and the checkpoint's statistics are those of
+    the first bn_images training images, un-augmented."""
+    runs = {}
+    for n in (0, 12):
+        out = tmp_path / f"bn{n}"
+        train.train(tiny_config(tiny_set, out, epochs=2, augment="light", bn_images=n), progress=False)
+        runs[n] = out
+    history = lambda out: [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    assert [h["train_loss"] for h in history(runs[0])] == [h["train_loss"] for h in history(runs[12])]
+    kept, plain = checkpoint.load_model(runs[12] / "last.pt"), checkpoint.load_model(runs[0] / "last.pt")
+    assert not torch.equal(kept.cnn[1].running_mean, plain.cnn[1].running_mean)
+    train.reestimate_batchnorm(plain, data.load(tiny_set).images[:12], "cpu")
+    for a, b in zip(kept.buffers(), plain.buffers()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def test_train_cli_rejects_synthetic_style_options_with_a_folder(tmp_path, capsys):
