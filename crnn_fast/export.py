@@ -19,8 +19,9 @@ The model shipped in the package was made this way (README, "The shipped model")
 
 ``--bn-data DIR`` first re-estimates the BatchNorm statistics on the first
 ``--bn-images`` images of DIR (a ``crnn_fast.data`` cache or a folder of labelled
-images of the style the model will read), as training does after each epoch (``crnn_fast.train.reestimate_batchnorm``): for
-checkpoints trained before it did, whose statistics averaged the augmented batches.
+images of the style the model will read), as training does after each epoch
+(``crnn_fast.train.reestimate_batchnorm``): for checkpoints trained before it did,
+whose statistics averaged the augmented batches.
 """
 
 import argparse
@@ -33,7 +34,7 @@ import torch
 from . import checkpoint
 from .evaluate import check_image_size, load_eval_data
 from .model import CRNN, ModelConfig
-from .train import BN_IMAGES, reestimate_batchnorm
+from .train import BN_IMAGES, positive, reestimate_batchnorm
 
 ONNX_OPSET = 18
 
@@ -60,15 +61,20 @@ def load_state(checkpoint_path=None, bn_data=None, bn_images: int = BN_IMAGES) -
 
 
 def export_weights(state: dict, out, source="the checkpoint") -> dict:
-    """Writes a training checkpoint's inference weights (``state``, from
-    :func:`load_state`) to ``out``; returns the facts stored with them: the training
-    run's config, its last epoch and that epoch's validation metrics, the torch that
-    trained it, and how its BatchNorm statistics were re-estimated, if they were."""
-    if "train_config" not in state:
-        raise ValueError(f"{source} is not a training checkpoint (no train_config in it)")
-    last = state["history"][-1]
-    info = {"train_config": state["train_config"], "epoch": last["epoch"], "val": last["val"],
-            "exported_with_torch": str(torch.__version__)}
+    """Writes the inference weights of a training checkpoint, or of a file exported
+    before (``state``, from :func:`load_state`) to ``out``; returns the facts stored with
+    them: the training run's config, its last epoch and that epoch's validation
+    metrics, the torch that exported them, and how the BatchNorm statistics were
+    re-estimated, if they were (an exported file's facts carry over)."""
+    if "train_config" in state:
+        last = state["history"][-1]
+        info = {"train_config": state["train_config"], "epoch": last["epoch"], "val": last["val"]}
+    elif "train_config" in state.get("info", {}):
+        info = dict(state["info"])
+    else:
+        raise ValueError(f"{source} is neither a training checkpoint nor a file exported from one (no train_config "
+                         "in it)")
+    info["exported_with_torch"] = str(torch.__version__)
     if "batchnorm" in state:
         info["batchnorm"] = state["batchnorm"]
     checkpoint.save_weights(state, out, **info)
@@ -103,21 +109,19 @@ def export_onnx(model: CRNN, out) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crnn_fast.export", description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", help="a checkpoint written by crnn_fast.train (default: the shipped model; "
-                        "--weights needs one)")
+    parser.add_argument("--checkpoint", help="a checkpoint written by crnn_fast.train, or a file exported from one "
+                        "(default: the shipped model)")
     parser.add_argument("--onnx", metavar="PATH", help="write the model as ONNX")
     parser.add_argument("--weights", metavar="PATH", help="write the inference weights (.pt)")
     parser.add_argument("--bn-data", metavar="DIR", help="first re-estimate the BatchNorm statistics on the images of "
                         "DIR (a crnn_fast.data cache or a folder of labelled images), un-augmented")
-    parser.add_argument("--bn-images", type=int, default=BN_IMAGES, metavar="N",
+    parser.add_argument("--bn-images", type=positive(int), default=BN_IMAGES, metavar="N",
                         help=f"with --bn-data: how many of its images (default: {BN_IMAGES})")
     args = parser.parse_args(argv)
     if not (args.onnx or args.weights):
         parser.error("nothing to do: give --onnx PATH and/or --weights PATH")
-    if args.weights and not args.checkpoint:
-        parser.error("--weights needs --checkpoint (the shipped model is already weights only)")
-    if args.bn_images < 1:
-        parser.error(f"--bn-images must be >= 1, got {args.bn_images}")
+    if args.weights and not (args.checkpoint or args.bn_data):
+        parser.error("--weights needs --checkpoint or --bn-data (the shipped model is already weights only)")
     try:
         state = load_state(args.checkpoint, args.bn_data, args.bn_images)
         if args.weights:

@@ -78,7 +78,7 @@ def test_shipped_files_are_weights_only_and_small(name):
 
 def test_the_local_model_reads_unseen_captchas_with_characters_where_they_stand(unseen):
     """The fine-tuning start: architecture local, less accurate than the default model
-    on the reference task (the model card: 74.3% against 93.1% on 10,000 test images),
+    on the reference task (the model cards: 74.3% against 95.7% on 10,000 test images),
     and each character is emitted over its own columns."""
     model = crnn_fast.load_model("local")
     assert model.config.arch == "local" and model.config.alphabet == data.ALPHABET

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -136,8 +137,11 @@ def test_exported_weights_read_like_the_checkpoint(overfit_run, tiny_set, tmp_pa
     assert weights.stat().st_size < 0.4 * (out / "best.pt").stat().st_size
     stored = torch.load(weights, weights_only=True)["info"]
     assert stored["epoch"] == best_epoch and stored["train_config"]["epochs"] == 12
-    assert export.main(["--checkpoint", str(weights), "--weights", str(tmp_path / "again.pt")]) == 2
-    assert f"{weights} is not a training checkpoint" in capsys.readouterr().err
+    bare = tmp_path / "bare.pt"  # weights and config, but no training facts
+    checkpoint.save({"model": torch.load(weights, weights_only=True)["model"], "model_config": dataclasses.asdict(slim.config)},
+                    bare)
+    assert export.main(["--checkpoint", str(bare), "--weights", str(tmp_path / "again.pt")]) == 2
+    assert f"{bare} is neither a training checkpoint nor a file exported from one" in capsys.readouterr().err
 
 
 def test_export_reestimates_batchnorm_on_bn_data(overfit_run, tiny_set, tmp_path, capsys):
@@ -154,9 +158,15 @@ def test_export_reestimates_batchnorm_on_bn_data(overfit_run, tiny_set, tmp_path
         torch.testing.assert_close(dict(exported.named_buffers())[name], buffer, rtol=1e-3, atol=1e-3)  # float16
     stored = torch.load(weights, weights_only=True)["info"]
     assert stored["batchnorm"] == f"re-estimated on the first 8 images of {tiny_set}"
+    # an exported file (a shipped model, say) again: its facts carry over
+    again = tmp_path / "again.pt"
+    assert export.main(["--checkpoint", str(weights), "--weights", str(again), "--bn-data", tiny_set]) == 0
+    kept = torch.load(again, weights_only=True)["info"]
+    assert kept["epoch"] == stored["epoch"] and kept["train_config"] == stored["train_config"]
+    assert kept["batchnorm"] == f"re-estimated on the first 16 images of {tiny_set}"
     with pytest.raises(SystemExit):
         export.main([*argv, "--bn-images", "0"])
-    assert "--bn-images must be >= 1" in capsys.readouterr().err
+    assert "argument --bn-images: must be > 0, got 0" in capsys.readouterr().err
     wide = tmp_path / "wide"
     data.generate(4, 3, wide, workers=1, style=data.Style(width=160), progress=False)
     assert export.main([*argv[:4], "--bn-data", str(wide)]) == 2
@@ -443,7 +453,7 @@ def test_reestimate_batchnorm_matches_a_reference(tiny_set):
     torch.manual_seed(0)
     model = CRNN(ModelConfig(alphabet=data.ALPHABET))
     model.train()
-    model(torch.as_tensor(images[:8]))  # running statistics that are not the answer
+    model(torch.from_numpy(np.array(images[:8])))  # running statistics that are not the answer
     momenta = [m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     rng = torch.get_rng_state()
     train.reestimate_batchnorm(model, images, "cpu", batch_size=4)
@@ -452,7 +462,7 @@ def test_reestimate_batchnorm_matches_a_reference(tiny_set):
     # the first layer's by hand: the mean over the batches of each batch's per-channel
     # mean and unbiased variance of the first convolution's output, in float32
     conv, norm = model.cnn[0], model.cnn[1]
-    x = conv(((torch.as_tensor(images).float() / 255).unsqueeze(1) - 0.5) / 0.5)
+    x = conv(((torch.from_numpy(np.array(images)).float() / 255).unsqueeze(1) - 0.5) / 0.5)
     means = torch.stack([b.mean((0, 2, 3)) for b in x.split(4)]).mean(0)
     variances = torch.stack([b.var((0, 2, 3), unbiased=True) for b in x.split(4)]).mean(0)
     torch.testing.assert_close(norm.running_mean, means, rtol=0.02, atol=0.01)  # bf16 autocast where native
