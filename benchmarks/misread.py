@@ -14,6 +14,17 @@ from crnn_fast import checkpoint, data, evaluate
 from crnn_fast.predict import predict
 
 
+NAMES = {"0": "zero", "O": "capital O", "o": "small o"}  # glyphs a caption font may draw alike
+
+
+def changes(truth: str, reading: str) -> str:
+    """The misread characters, true -> read, position by position where the lengths
+    agree (``"capital O->zero"``); empty otherwise."""
+    if len(truth) != len(reading):
+        return ""
+    return ", ".join(f"{NAMES.get(t, t)}→{NAMES.get(r, r)}" for t, r in zip(truth, reading) if t != r)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
@@ -49,7 +60,7 @@ def main() -> None:
 
     columns = 4
     rows = -(-len(shown) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 1.15 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 1.3 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, (index, reading) in zip(axes.flat, shown):
@@ -57,7 +68,8 @@ def main() -> None:
         ax.imshow(test.images[index], cmap="gray", vmin=0, vmax=255)
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_xlabel(f"{truths[index]} read {reading}", fontsize=9, family="monospace")
+        ax.set_xlabel(f"{truths[index]} read {reading}\n{changes(truths[index], reading)}", fontsize=9,
+                      family="monospace")
     fig.suptitle(f"the first {len(shown)} of the {len(wrong)} test images (of {len(test)}) the model misreads: "
                  "label, then reading", fontsize=10)
     fig.tight_layout()
