@@ -88,10 +88,15 @@ def load_model(path=None, device="cpu") -> CRNN:
 
     Reads the checkpoints ``crnn_fast.train`` writes (``best.pt``, ``last.pt``) and the
     weights-only files ``python -m crnn_fast.export --weights`` writes."""
-    state = load(resolve(path))
+    return model_from_state(load(resolve(path))).to(device).eval()
+
+
+def model_from_state(state: dict) -> CRNN:
+    """The model that a checkpoint or weights file read by :func:`load` holds (float32,
+    on the CPU, in training mode)."""
     model = CRNN(ModelConfig(**state["model_config"]))
     model.load_state_dict(state["model"])
-    return model.to(device).eval()
+    return model
 
 
 def save_weights(state: dict, path, **info) -> None:

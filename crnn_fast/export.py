@@ -33,7 +33,7 @@ import torch
 
 from . import checkpoint
 from .evaluate import check_image_size, load_eval_data
-from .model import CRNN, ModelConfig
+from .model import CRNN
 from .train import BN_IMAGES, positive, reestimate_batchnorm
 
 ONNX_OPSET = 18
@@ -49,8 +49,7 @@ def load_state(checkpoint_path=None, bn_data=None, bn_images: int = BN_IMAGES) -
     state = checkpoint.load(checkpoint.resolve(checkpoint_path))
     if bn_data is None:
         return state
-    model = CRNN(ModelConfig(**state["model_config"]))
-    model.load_state_dict(state["model"])
+    model = checkpoint.model_from_state(state)
     config = model.config
     dataset = load_eval_data(bn_data, config.alphabet, 1, "", config.height, config.width)
     check_image_size(model, dataset)
@@ -125,13 +124,11 @@ def main(argv=None) -> int:
     try:
         state = load_state(args.checkpoint, args.bn_data, args.bn_images)
         if args.weights:
-            info = export_weights(state, args.weights, args.checkpoint)
+            info = export_weights(state, args.weights, args.checkpoint or "the shipped model")
             note = " (the training run's, before BatchNorm was re-estimated)" if "batchnorm" in info else ""
             print(f"wrote {args.weights}: epoch {info['epoch']}, validation exact {100 * info['val']['exact']:.2f}%{note}")
         if args.onnx:
-            model = CRNN(ModelConfig(**state["model_config"]))
-            model.load_state_dict(state["model"])
-            export_onnx(model, args.onnx)
+            export_onnx(checkpoint.model_from_state(state), args.onnx)
             print(f"wrote {args.onnx}")
     except (FileNotFoundError, ValueError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
