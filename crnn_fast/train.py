@@ -530,12 +530,11 @@ def build_config(args) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def positive(kind, minimum=None):
-    """An argparse type: ``kind`` > 0, or >= ``minimum`` when given."""
+def positive(kind):
     def parse(text):
         value = kind(text)
-        if value <= 0 if minimum is None else value < minimum:
-            raise argparse.ArgumentTypeError(f"must be {'> 0' if minimum is None else f'>= {minimum}'}, got {text}")
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
         return value
 
     return parse
@@ -588,7 +587,7 @@ def make_parser() -> argparse.ArgumentParser:
                         help="fine-tune: start from a checkpoint's weights, or a shipped model's: 'local' (the "
                              "better start for another style) or 'default'; "
                              f"the learning rate defaults to {FINETUNE_LR:g} x the preset's")
-    parser.add_argument("--bn-images", type=positive(int, minimum=0), metavar="N",
+    parser.add_argument("--bn-images", type=data.styles._int_at_least(0), metavar="N",
                         help="after each epoch, re-estimate BatchNorm's statistics on the first N training images, "
                              f"un-augmented (default: {BN_IMAGES}; 0 keeps the running averages of the augmented batches)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
