@@ -285,14 +285,13 @@ def test_init_starts_from_a_checkpoint(overfit_run, tiny_set, tmp_path, capsys):
     small = tmp_path / "small.pt"
     checkpoint.save({"model": CRNN(ModelConfig(alphabet="ab", height=32)).state_dict(),
                      "model_config": {"alphabet": "ab", "height": 32}}, small)
-    before_init = argv[:argv.index("--init") + 1]
-    assert train.main([*before_init, str(small), "--out", str(tmp_path / "bad"), "--height", "40"]) == 2
+    from_small = [*argv[:argv.index("--init") + 1], str(small), "--epochs", "1", "--batch-size", "16"]
+    assert train.main([*from_small, "--out", str(tmp_path / "bad"), "--height", "40"]) == 2
     assert f"--init {small} reads images 32 px high, the training images are 40 px high" in capsys.readouterr().err
     # The width only sets the number of frames: a checkpoint fine-tunes at another.
-    assert train.main([*before_init, str(small), "--out", str(tmp_path / "wide"), "--height", "32",
-                       "--width", "200"]) == 0
+    assert train.main([*from_small, "--out", str(tmp_path / "wide"), "--height", "32", "--width", "200"]) == 0
     assert checkpoint.load(tmp_path / "wide" / "last.pt")["model_config"]["width"] == 200
-    assert train.main([*before_init, str(small), "--out", str(tmp_path / "resized")]) == 0  # reads the source's size
+    assert train.main([*from_small, "--out", str(tmp_path / "resized")]) == 0  # reads the source's size
     assert checkpoint.load(tmp_path / "resized" / "last.pt")["model_config"]["height"] == 32
 
     # Another architecture with the same CNN starts from the source's CNN alone.
