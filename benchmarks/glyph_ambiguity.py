@@ -3,12 +3,12 @@
 The ``captcha`` package draws each character on its own, crops it to its ink, rotates
 and warps it, then stretches it back to a box set by the font size (the same box for
 ``o``, ``O`` and ``0``, or ``v`` and ``V``): the glyph keeps its shape but loses its
-size and its place on the baseline. This script renders single
-characters exactly that way (captcha's own ``_draw_character``, its colours, its
-smoothing, no noise dots or curve, one glyph centred in a 40x40 cell), trains a small
-CNN on them and reports which characters it still confuses: an estimate of how
-separable the glyphs are on their own, not a proof of a floor (a better classifier
-could do better; the full images add noise, neighbours and squeezing).
+size and its place on the baseline. This script renders single characters exactly that
+way (captcha's own ``_draw_character``, its colours, its smoothing, no noise dots or
+curve, one glyph centred in a 40x40 cell), trains a small CNN on them and reports which
+characters it still confuses: an estimate of how separable the glyphs are on their
+own, not a proof of a floor (a better classifier could do better; the full images add
+noise, neighbours and squeezing).
 
     python benchmarks/glyph_ambiguity.py --out results/glyph-ambiguity.json
 """
