@@ -69,15 +69,15 @@ def train(model, images, labels, epochs: int, batch: int, lr: float, seed: int):
     generator = torch.Generator().manual_seed(seed)
     x, y = as_input(images), torch.from_numpy(labels)
     batch = min(batch, len(y))
-    steps = epochs * (len(y) // batch)
+    per_epoch = len(y) // batch
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=epochs * per_epoch)
     model.train()
     for epoch in range(epochs):
         order = torch.randperm(len(y), generator=generator)
         total = 0.0
-        for start in range(0, len(y) - batch + 1, batch):
-            index = order[start:start + batch]
+        for step in range(per_epoch):
+            index = order[step * batch:(step + 1) * batch]
             with autocast(torch.device("cpu")):
                 loss = F.cross_entropy(model(x[index]).float(), y[index])
             optimizer.zero_grad(set_to_none=True)
@@ -85,7 +85,7 @@ def train(model, images, labels, epochs: int, batch: int, lr: float, seed: int):
             optimizer.step()
             schedule.step()
             total += loss.item()
-        print(f"epoch {epoch + 1}/{epochs}: loss {total / (len(y) // batch):.4f}", flush=True)
+        print(f"epoch {epoch + 1}/{epochs}: loss {total / per_epoch:.4f}", flush=True)
 
 
 @torch.no_grad()
