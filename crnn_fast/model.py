@@ -30,6 +30,14 @@ ARCHS = {
     # much later than the BiGRU: train it from a BiGRU's CNN (--arch local --init CHECKPOINT).
     "local": dict(channels=[32, 64, 128, 192], pools=[[2, 2], [2, 2], [2, 1], [2, 1]], batch_norm=True,
                   rnn="conv", hidden=128, layers=2, dropout=0.1, kernel=3),
+    # The default with a second convolution at full resolution before the first pool (a
+    # [1, 1] pool: none), as the glyph classifier of benchmarks/glyph_ambiguity.py has
+    # (it tells O from 0 several times better than the default reads them in whole
+    # images). The same parameters, 1.6x the CNN's multiply-adds. In the CPU preset (light
+    # augmentation, seeds 0 / 1) it read 91.86 / 91.63% of the 10k test images where
+    # the default read 91.00-91.28%, with no fewer O/0 confusions: not the default.
+    "stem": dict(channels=[32, 32, 64, 128, 192], pools=[[1, 1], [2, 2], [2, 2], [2, 1], [2, 1]], batch_norm=True,
+                 rnn="gru", hidden=128, layers=2, dropout=0.1),
     # The reference design: 3 conv blocks pooled 2x2 -> 18 frames x (5 * 256 = 1280)
     # features, a 2-layer bidirectional LSTM with hidden size 128.
     "seed": dict(channels=[64, 128, 256], pools=[[2, 2], [2, 2], [2, 2]], batch_norm=False,
@@ -89,7 +97,7 @@ class CRNN(nn.Module):
         for out_ch, pool in zip(arch["channels"], arch["pools"]):
             blocks += [nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=not arch["batch_norm"])]
             blocks += [nn.BatchNorm2d(out_ch)] if arch["batch_norm"] else []
-            blocks += [nn.ReLU(inplace=True), nn.MaxPool2d(pool)]
+            blocks += [nn.ReLU(inplace=True)] + ([nn.MaxPool2d(pool)] if list(pool) != [1, 1] else [])
             in_ch, height, width = out_ch, height // pool[0], width // pool[1]
         if height < 1 or width < 1:
             raise ValueError(f"a {config.height}x{config.width} image is too small for arch {config.arch!r}")

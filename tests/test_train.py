@@ -212,6 +212,24 @@ def test_size_from_data_prefers_flags_then_init_then_the_folder(tmp_path):
     (folder / "labels.csv").write_text("filename,label\nmissing.png,ab\n")
     with pytest.raises(ValueError, match="missing.png: cannot read image"):
         train.size_from_data(config)
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_every_arch_reads_a_batch_into_its_frames(arch):
+    """Each architecture maps (B, 40, 150) images to (B, frames, C + 1) log-probs, with
+    ``frames`` the width its pools leave; "stem" convolves twice at full resolution."""
+    model = CRNN(ModelConfig(alphabet="abc", arch=arch)).eval()
+    sizes = []
+    for layer in model.cnn:
+        if isinstance(layer, torch.nn.Conv2d):
+            layer.register_forward_hook(lambda mod, inputs, out: sizes.append(tuple(out.shape[2:])))
+    with torch.no_grad():
+        out = model(torch.randint(0, 256, (3, 40, 150), dtype=torch.uint8))
+    pools = ARCHS[arch]["pools"]
+    assert model.frames == 150 // math.prod(p[1] for p in pools)
+    assert out.shape == (3, model.frames, 4)
+    torch.testing.assert_close(out.exp().sum(-1), torch.ones(3, model.frames))
+    assert sizes[:2] == ([(40, 150)] * 2 if arch == "stem" else [(40, 150), (20, 75)])
+
+
 
 
 def test_transfer_weights_keeps_shared_characters_rows():
@@ -405,6 +423,12 @@ def test_fit_to_data_sizes_small_folders():
     assert train.build_config(train.make_parser().parse_args([*args, "--augment", "light"])).augment == "light"
     assert train.build_config(train.make_parser().parse_args([*args, "--no-augment"])).augment == "none"
     assert train.TrainConfig(augment=False).augment == "none" and train.TrainConfig(augment=True).augment == "light"
+    # the CPU preset renders fresh images and trains on them clean; a folder of them is augmented
+    synthetic = ["--preset", "cpu", "--device", "cpu"]
+    assert train.build_config(train.make_parser().parse_args(synthetic)).augment == "none"
+    assert train.build_config(train.make_parser().parse_args([*synthetic, "--train-dir", "x"])).augment == "light"
+    assert train.build_config(train.make_parser().parse_args([*synthetic, "--augment", "light"])).augment == "light"
+    assert train.build_config(train.make_parser().parse_args(["--preset", "gpu"])).augment == "light"
     with pytest.raises(ValueError, match="augment must be one of"):
         train.TrainConfig(augment="strong")
     by_epochs = train.build_config(train.make_parser().parse_args([*args, "--epochs", "3"]))
