@@ -80,7 +80,7 @@ def main() -> None:
         realstyle.write(test, 1000, seed=1)
     pretrained = args.work / "pretrained"
     pretrain = ["--init", "local", "--alphabet", realstyle.ALPHABET, "--fonts", *FONTS, "--renderer", "plain",
-                "--n-train", str(PRETRAIN_IMAGES), "--epochs", str(PRETRAIN_EPOCHS),
+                "--n-train", str(PRETRAIN_IMAGES), "--epochs", str(PRETRAIN_EPOCHS), "--augment", "light",
                 "--n-val", "500", "--n-test", "500",
                 "--data-dir", str(args.work / "data"), "--out", str(pretrained), "--no-progress", "--device", "cpu"]
     if "synthetic" in args.inits:

@@ -17,7 +17,8 @@ def augment(images: torch.Tensor, generator: torch.Generator, rows: Optional[sli
     """Random warps and degradations of ``images``, (B, H, W) float in [0, 1]; returns
     a new tensor.
 
-    ``light`` (the presets', for tens of thousands of images): a small affine warp (up
+    ``light`` (the GPU preset's and a --train-dir folder's; the CPU preset, which
+    renders fresh images, trains on them clean): a small affine warp (up
     to 3 degrees of rotation, 6% of scale, 4% of shift), contrast, brightness and noise.
     ``heavy`` (for a few hundred images): the warp 1.5x as large, with shear and
     separate x and y scales, plus a smooth elastic field, thicker or thinner strokes or
