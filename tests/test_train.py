@@ -212,6 +212,8 @@ def test_size_from_data_prefers_flags_then_init_then_the_folder(tmp_path):
     (folder / "labels.csv").write_text("filename,label\nmissing.png,ab\n")
     with pytest.raises(ValueError, match="missing.png: cannot read image"):
         train.size_from_data(config)
+
+
 @pytest.mark.parametrize("arch", sorted(ARCHS))
 def test_every_arch_reads_a_batch_into_its_frames(arch):
     """Each architecture maps (B, 40, 150) images to (B, frames, C + 1) log-probs, with
@@ -228,8 +230,6 @@ def test_every_arch_reads_a_batch_into_its_frames(arch):
     assert out.shape == (3, model.frames, 4)
     torch.testing.assert_close(out.exp().sum(-1), torch.ones(3, model.frames))
     assert sizes[:2] == ([(40, 150)] * 2 if arch == "stem" else [(40, 150), (20, 75)])
-
-
 
 
 def test_transfer_weights_keeps_shared_characters_rows():
