@@ -522,11 +522,11 @@ def build_config(args) -> TrainConfig:
         values["lr"] *= FINETUNE_LR
     if args.train_dir is not None:  # a folder holds far fewer images than a preset renders
         values["augment"] = TrainConfig.augment
-    if args.train_dir is not None and args.epochs is None and args.batch_size is None:
-        values["min_steps"] = FOLDER_MIN_STEPS
-        values["keep"] = FOLDER_KEEP
-        if args.init is not None:
-            values["augment"] = FOLDER_AUGMENT
+        if args.epochs is None and args.batch_size is None:
+            values["min_steps"] = FOLDER_MIN_STEPS
+            values["keep"] = FOLDER_KEEP
+            if args.init is not None:
+                values["augment"] = FOLDER_AUGMENT
     for field in dataclasses.fields(TrainConfig):
         given = getattr(args, field.name, None)
         if given is not None and field.name != "preset":
